@@ -1,0 +1,119 @@
+"""The Hydra entry point: the only module that knows HydraConfig and output folders."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from mirror_sweep import results
+from mirror_sweep.config import ConfigError, RunConfig, config_hash, register_configs, to_run_config
+
+log = logging.getLogger("mirror_sweep")
+register_configs()
+# conf/ sits beside the package in the repository (an editable install keeps it there).
+CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def torch_threads(requested: int | None, launcher: DictConfig) -> int:
+    """Threads per job so that parallel jobs x threads never exceed this machine's cores."""
+    if requested is not None:
+        return requested
+    if launcher.get("cpus_per_task"):  # submitit: the scheduler gives each job its own cpus
+        return int(launcher.cpus_per_task)
+    cores = available_cores()
+    n_jobs = launcher.get("n_jobs") or 1  # joblib: n_jobs workers share this machine
+    if n_jobs < 0:
+        n_jobs = max(1, cores + 1 + n_jobs)  # joblib's convention: -1 is every core
+    return max(1, cores // n_jobs)
+
+
+def execute(cfg: RunConfig, folder: Path, digest: str, threads: int) -> dict:
+    """Run the experiment with `threads` threads and write its folder; returns the summary."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from mirror_sweep.experiment import run_experiment
+
+    torch.set_num_threads(threads)
+    results.write_status(folder, "running", pid=os.getpid(), config_hash=digest)
+    epochs = cfg.train.epochs
+
+    def log_epoch(row: dict) -> None:
+        if cfg.train.progress:
+            log.info("epoch %d/%d  forward loss %.4f  inverse loss %.4f  test observe acc %.3f",
+                     row["epoch"], epochs, row["train_forward_loss"], row["train_inverse_loss"],
+                     row["test_observe_accuracy"])
+
+    with threadpool_limits(limits=threads):
+        result = run_experiment(cfg, on_epoch=log_epoch, on_stage=lambda s: log.info("%s ...", s))
+    start = time.perf_counter()
+    summary = {"seed": cfg.seed, **result.summary, "torch_threads": threads}
+    tables = {results.UNITS_FILE: result.units, results.DECODING_FILE: result.decoding,
+              results.HISTORY_FILE: result.history}
+    activations = result.activations if cfg.output.save_activations else None
+    results.write_run(folder, summary, tables, activations, digest)
+    log.info("wrote the run in %.2f s", time.perf_counter() - start)
+    return summary
+
+
+def report(summary: dict, cfg: RunConfig, folder: Path) -> None:
+    """Print the headline metrics and where the files are."""
+    a = cfg.analysis
+    lines = [
+        f"mirror-sweep run: seed={cfg.seed} H={cfg.model.hidden_size} "
+        f"{'shared' if cfg.model.shared_core else 'separate'} core(s), {cfg.train.epochs} epochs",
+        f"  held-out observe accuracy      {summary['final_test_observe_accuracy']:.3f}",
+        f"  units with |r| > {a.abs_threshold:<4}          {summary['frac_abs_r_gt']:.1%}"
+        f"   (untrained net: {summary['untrained_frac_abs_r_gt']:.1%})",
+        f"  units with r > {a.pos_threshold:<4}           {summary['frac_r_gt']:.1%}"
+        f"   (untrained net: {summary['untrained_frac_r_gt']:.1%})",
+        f"  max r / min r                  {summary['max_r']:.3f} / {summary['min_r']:.3f}",
+        f"  time-centred |r| > {a.abs_threshold:<4}       {summary['time_centred_frac_abs_r_gt']:.1%}",
+        f"  significant mirror units (BH)  {summary['n_sig_mirror_bh']}",
+        f"  time: train {summary['time_train_s']:.1f} s, analysis {summary['time_analysis_s']:.1f} s",
+        f"  files: {folder}/(summary.json, units.csv, decoding.csv, history.csv)",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
+def main(cfg: DictConfig) -> dict | None:
+    """Run one job. In a sweep a failing job is recorded as failed and the sweep goes on."""
+    hydra_cfg = HydraConfig.get()
+    folder = Path(hydra_cfg.runtime.output_dir)
+    in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    try:
+        run_cfg = to_run_config(cfg)
+    except ConfigError as error:
+        log.error("invalid config: %s", error)
+        results.mark_failed(folder, error)
+        if in_sweep:
+            return None
+        sys.exit(2)
+    digest = config_hash(cfg)
+    if in_sweep and run_cfg.output.resume and results.is_complete(folder, digest):
+        log.info("job %s already complete with this config: skipped", hydra_cfg.job.num)
+        return results.read_summary(folder / results.SUMMARY_FILE)
+    try:
+        summary = execute(run_cfg, folder, digest, torch_threads(run_cfg.train.torch_threads,
+                                                                 hydra_cfg.launcher))
+    except Exception as error:
+        results.mark_failed(folder, error)
+        if not in_sweep:
+            raise
+        log.error("job %s failed (recorded in %s): %s", hydra_cfg.job.num, folder, error)
+        return None
+    report(summary, run_cfg, folder)
+    return summary

@@ -1,0 +1,123 @@
+"""One run of the experiment: data, model, training, hidden states, analyses (no files, no Hydra)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mirror_sweep.analysis import analyze_activations, headline_metrics
+from mirror_sweep.config import RunConfig
+from mirror_sweep.env import make_effects, make_sequences
+from mirror_sweep.model import MirrorGRU
+from mirror_sweep.train import (HISTORY_COLUMNS, EpochCallback, collect_hidden, evaluate,
+                                 to_tensors, train)
+
+
+@dataclass
+class RunResult:
+    """Everything a run produces, as tables and arrays ready to be written."""
+
+    summary: dict[str, float | int]
+    units: pd.DataFrame  # one row per hidden unit
+    decoding: pd.DataFrame  # one row per (train mode, test mode)
+    history: pd.DataFrame  # one row per epoch
+    activations: dict[str, np.ndarray]  # test-set hidden states (N, T, H) and actions (N, T)
+
+
+@dataclass(frozen=True)
+class RunSeeds:
+    """Independent streams derived from the run seed, so one stage never shifts another's draws."""
+
+    env: int
+    data: int
+    init: int
+    batches: int
+    analysis: int
+
+    @classmethod
+    def from_seed(cls, seed: int) -> RunSeeds:
+        children = np.random.SeedSequence(seed).spawn(5)
+        return cls(*(int(child.generate_state(1)[0]) for child in children))
+
+
+def build_model(cfg: RunConfig, init_seed: int) -> MirrorGRU:
+    """A freshly initialised model whose weights depend only on init_seed."""
+    torch.manual_seed(init_seed)
+    return MirrorGRU(cfg.env.n_actions, cfg.env.sensory_dim, cfg.model.hidden_size,
+                     cfg.model.shared_core)
+
+
+def analysis_kwargs(cfg: RunConfig) -> dict[str, float | int]:
+    """The analysis config as keyword arguments of analyze_activations."""
+    a = cfg.analysis
+    return dict(abs_threshold=a.abs_threshold, pos_threshold=a.pos_threshold,
+                anti_threshold=a.anti_threshold, n_permutations=a.n_permutations, alpha=a.alpha,
+                max_lag=a.max_lag, decoding_test_fraction=a.decoding_test_fraction,
+                decoding_null_permutations=a.decoding_null_permutations,
+                ridge_alpha=a.ridge_alpha)
+
+
+def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
+                   on_stage: Callable[[str], None] | None = None) -> RunResult:
+    """Train the model of `cfg` and analyse its held-out hidden states against the untrained net."""
+    stage = on_stage or (lambda name: None)
+    seeds = RunSeeds.from_seed(cfg.seed)
+    clock = {"start": time.perf_counter()}
+
+    stage("data")
+    effects = make_effects(cfg.env, np.random.default_rng(seeds.env))
+    data_rng = np.random.default_rng(seeds.data)
+    train_set = make_sequences(cfg.data.n_train, cfg.data_pairing.train, effects, cfg.env, data_rng)
+    test_set = make_sequences(cfg.data.n_test, cfg.data_pairing.test, effects, cfg.env, data_rng)
+    model = build_model(cfg, seeds.init)
+    clock["data"] = time.perf_counter()
+
+    stage("training")
+    untrained_perform, untrained_observe = collect_hidden(model, test_set)
+    generator = torch.Generator().manual_seed(seeds.batches)
+    history = train(model, train_set, test_set, cfg.train, cfg.objective, generator, on_epoch)
+    perform, observe = collect_hidden(model, test_set)
+    final_test = evaluate(model, to_tensors(test_set), cfg.objective)
+    clock["train"] = time.perf_counter()
+
+    stage("analysis")
+    result = analyze_activations(perform, observe, test_set.perform_actions,
+                                 test_set.observe_actions, seed=seeds.analysis,
+                                 **analysis_kwargs(cfg))
+    untrained_r, untrained_summary = headline_metrics(
+        untrained_perform, untrained_observe, abs_threshold=cfg.analysis.abs_threshold,
+        pos_threshold=cfg.analysis.pos_threshold, anti_threshold=cfg.analysis.anti_threshold)
+    clock["analysis"] = time.perf_counter()
+
+    units = result.units.copy()
+    units.insert(units.columns.get_loc("r") + 1, "r_untrained", untrained_r)
+    summary = {
+        "n_units": cfg.model.hidden_size,
+        "n_parameters": sum(p.numel() for p in model.parameters()),
+        **training_scalars(history, final_test),
+        **result.summary,
+        **{f"untrained_{key}": value for key, value in untrained_summary.items()},
+        "time_data_s": clock["data"] - clock["start"],
+        "time_train_s": clock["train"] - clock["data"],
+        "time_analysis_s": clock["analysis"] - clock["train"],
+    }
+    activations = {"perform_hidden": perform, "observe_hidden": observe,
+                   "perform_actions": test_set.perform_actions,
+                   "observe_actions": test_set.observe_actions}
+    return RunResult(summary, units, result.decoding, pd.DataFrame(history, columns=HISTORY_COLUMNS),
+                     activations)
+
+
+def training_scalars(history: list[dict[str, float]], final_test: dict[str, float]
+                     ) -> dict[str, float]:
+    """Last epoch's training losses (NaN when untrained) and the final held-out metrics."""
+    last = history[-1] if history else {}
+    scalars = {f"final_{key}": float(last.get(key, float("nan")))
+               for key in ["train_forward_loss", "train_inverse_loss", "train_total_loss"]}
+    scalars.update({f"final_test_{key}": value for key, value in final_test.items()})
+    return scalars

@@ -1,0 +1,97 @@
+"""The training loop and the read-out of hidden states: no files, no Hydra."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict
+
+import numpy as np
+import torch
+
+from mirror_sweep.config import ObjectiveConfig, TrainConfig
+from mirror_sweep.env import SequenceSet
+from mirror_sweep.model import MirrorGRU
+from mirror_sweep.objectives import objective_losses
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss; no metrics are written for such a run."""
+
+
+EpochCallback = Callable[[dict[str, float]], None]
+HISTORY_COLUMNS = ["epoch", "train_forward_loss", "train_inverse_loss", "train_total_loss",
+                   "test_forward_loss", "test_inverse_loss", "test_observe_accuracy"]
+
+
+def to_tensors(data: SequenceSet) -> dict[str, torch.Tensor]:
+    """The arrays of a SequenceSet as torch tensors (shared memory, no copy)."""
+    return {name: torch.from_numpy(np.ascontiguousarray(array))
+            for name, array in asdict(data).items()}
+
+
+@torch.no_grad()
+def evaluate(model: MirrorGRU, tensors: dict[str, torch.Tensor],
+             objective: ObjectiveConfig) -> dict[str, float]:
+    """Losses (unshuffled labels) and observe-mode action accuracy on a whole set."""
+    model.eval()
+    perform_hidden, observe_hidden = model(tensors["perform_actions"], tensors["observe_sensory"])
+    plain = ObjectiveConfig(objective.forward_weight, objective.inverse_weight, False,
+                            objective.shared_readout)
+    losses = objective_losses(model, perform_hidden, observe_hidden, tensors, plain, None)
+    correct = losses["logits"].argmax(-1) == tensors["observe_actions"]
+    return {"forward_loss": losses["forward"].item(), "inverse_loss": losses["inverse"].item(),
+            "observe_accuracy": correct.float().mean().item()}
+
+
+def train(model: MirrorGRU, train_set: SequenceSet, test_set: SequenceSet,
+          train_cfg: TrainConfig, objective: ObjectiveConfig, generator: torch.Generator,
+          on_epoch: EpochCallback | None = None) -> list[dict[str, float]]:
+    """Adam on the objective's total loss; returns one row of metrics per epoch.
+
+    Each row: epoch, train_forward_loss, train_inverse_loss, train_total_loss (batch means),
+    test_forward_loss, test_inverse_loss, test_observe_accuracy. Raises NonFiniteLossError at
+    the first non-finite loss.
+    """
+    tensors, test_tensors = to_tensors(train_set), to_tensors(test_set)
+    optimizer = torch.optim.Adam(model.parameters(), lr=train_cfg.lr)
+    n = len(train_set)
+    history = []
+    for epoch in range(1, train_cfg.epochs + 1):
+        model.train()
+        sums = {"forward": 0.0, "inverse": 0.0, "total": 0.0}
+        order = torch.randperm(n, generator=generator)
+        n_batches = 0
+        for start in range(0, n, train_cfg.batch_size):
+            idx = order[start: start + train_cfg.batch_size]
+            batch = {name: tensor[idx] for name, tensor in tensors.items()}
+            perform_hidden, observe_hidden = model(batch["perform_actions"],
+                                                   batch["observe_sensory"])
+            losses = objective_losses(model, perform_hidden, observe_hidden, batch, objective,
+                                      generator)
+            total = losses["total"]
+            if not math.isfinite(total.item()):
+                raise NonFiniteLossError(
+                    f"non-finite loss at epoch {epoch}, batch {n_batches}: total={total.item()}, "
+                    f"forward={losses['forward'].item()}, inverse={losses['inverse'].item()}")
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            optimizer.step()
+            for key in sums:
+                sums[key] += losses[key].item()
+            n_batches += 1
+        row = {"epoch": epoch, **{f"train_{k}_loss": v / n_batches for k, v in sums.items()}}
+        row.update({f"test_{k}": v for k, v in evaluate(model, test_tensors, objective).items()})
+        history.append(row)
+        if on_epoch is not None:
+            on_epoch(row)
+    return history
+
+
+@torch.no_grad()
+def collect_hidden(model: MirrorGRU, data: SequenceSet) -> tuple[np.ndarray, np.ndarray]:
+    """Core states on a set in both modes, aligned by sequence and timestep: 2 x (N, T, H)."""
+    model.eval()
+    tensors = to_tensors(data)
+    perform_hidden, observe_hidden = model(tensors["perform_actions"], tensors["observe_sensory"])
+    return perform_hidden.numpy(), observe_hidden.numpy()
