@@ -1,0 +1,140 @@
+"""Per-run analysis of perform vs observe hidden activations (pure numpy/scipy/sklearn/pandas).
+
+``analyze_activations`` is the pipeline's entry point; ``headline_metrics`` gives the paper's
+scalars alone (used e.g. on an untrained network); ``permutation_null`` redraws the permutation
+null for figures. Each stage lives in its own module: correlation, permutation,
+multiple_testing, tuning, decoding, lags.
+
+Seeds: the permutation test uses ``np.random.default_rng(seed)`` (so ``permutation_null`` with
+the same seed reproduces it); the decoding split and label permutations use the independent
+stream ``np.random.default_rng([seed, 1])``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .correlation import headline_summary, pooled_r, time_centred_r
+from .decoding import decoding_summary, decoding_table
+from .lags import lag_table
+from .permutation import permutation_null, permutation_table
+from .tuning import tuning_table
+from .validation import check_actions, check_activations, check_parameters
+
+__all__ = ["AnalysisResult", "analyze_activations", "headline_metrics", "permutation_null"]
+
+_DECODING_STREAM = 1
+
+
+@dataclass
+class AnalysisResult:
+    """Everything one run's analysis produces.
+
+    Attributes:
+        units: one row per hidden unit; first column ``unit`` (0..H-1), then ``r``, then the
+            per-unit statistics of each stage.
+        decoding: one row per (train_mode, test_mode): train_mode, test_mode, accuracy, chance,
+            null_sd, p_value, n_train_sequences, n_test_sequences.
+        summary: flat snake_case scalars (python float/int; nan where undefined).
+    """
+
+    units: pd.DataFrame
+    decoding: pd.DataFrame
+    summary: dict[str, float | int]
+
+
+def headline_metrics(perform, observe, *, abs_threshold=0.6, pos_threshold=0.75,
+                     anti_threshold=-0.6) -> tuple[np.ndarray, dict]:
+    """Per-unit pooled Pearson r and the paper's headline scalars.
+
+    Args:
+        perform, observe: (N, T, H) activations aligned by sequence and timestep.
+        abs_threshold, pos_threshold, anti_threshold: thresholds on r.
+
+    Returns:
+        (r, summary): r (H,) float64, nan for units constant in either mode. summary:
+        frac_abs_r_gt (|r| > abs_threshold), frac_r_gt (r > pos_threshold), max_r, min_r,
+        n_anti_mirror (r < anti_threshold), mean_abs_r. Constant units count in the fractions'
+        denominators (H) but never in their numerators; max/min/mean ignore them.
+
+    Raises:
+        ValueError: naming the argument, if an array is malformed or non-finite.
+    """
+    perform, observe = check_activations(perform, observe)
+    check_parameters(n_timesteps=perform.shape[1], abs_threshold=abs_threshold,
+                     pos_threshold=pos_threshold, anti_threshold=anti_threshold)
+    r = pooled_r(perform, observe)
+    return r, headline_summary(r, abs_threshold=abs_threshold, pos_threshold=pos_threshold,
+                               anti_threshold=anti_threshold)
+
+
+def analyze_activations(perform, observe, perform_actions, observe_actions, *, seed: int,
+                        abs_threshold=0.6, pos_threshold=0.75, anti_threshold=-0.6,
+                        n_permutations=10_000, alpha=0.05, max_lag=3,
+                        decoding_test_fraction=0.3, decoding_null_permutations=200,
+                        ridge_alpha=1.0) -> AnalysisResult:
+    """Run every per-run analysis on one pair of activation sets.
+
+    Args:
+        perform, observe: (N, T, H) activations aligned by sequence n and timestep t.
+        perform_actions: (N, T) int actions performed in perform mode.
+        observe_actions: (N, T) int actions that generated the observed sensory sequence.
+        seed: non-negative int; see the module docstring for the streams.
+        The rest: thresholds on r, permutation count and level, maximum lag, decoding split,
+        null size and ridge penalty. The number of actions K is max(action) + 1 over both
+        action arrays.
+
+    Returns:
+        AnalysisResult (units, decoding, summary).
+
+    Raises:
+        ValueError: naming the argument, if an input is malformed or non-finite.
+    """
+    perform, observe = check_activations(perform, observe)
+    n_seq, n_t, n_units = perform.shape
+    acts = {name: check_actions(a, name, (n_seq, n_t))
+            for name, a in (("perform_actions", perform_actions),
+                            ("observe_actions", observe_actions))}
+    thresholds = {"abs_threshold": abs_threshold, "pos_threshold": pos_threshold}
+    check_parameters(n_timesteps=n_t, seed=seed, n_permutations=n_permutations, alpha=alpha,
+                     max_lag=max_lag, decoding_test_fraction=decoding_test_fraction,
+                     decoding_null_permutations=decoding_null_permutations,
+                     ridge_alpha=ridge_alpha, anti_threshold=anti_threshold, **thresholds)
+    r, summary = headline_metrics(perform, observe, anti_threshold=anti_threshold, **thresholds)
+    r_tc = time_centred_r(perform, observe)
+    summary.update({f"time_centred_{k}": v for k, v in headline_summary(
+        r_tc, anti_threshold=anti_threshold, **thresholds).items()})
+    null = permutation_null(perform, observe, n_permutations, seed)
+    perm_units, perm_summary = permutation_table(r, null, alpha=alpha, **thresholds)
+    n_actions = int(max(acts["perform_actions"].max(), acts["observe_actions"].max())) + 1
+    tune_units, tune_summary = tuning_table(
+        perform, observe, acts["perform_actions"], acts["observe_actions"],
+        n_actions=n_actions, alpha=alpha)
+    lag_units, lag_summary = lag_table(perform, observe, max_lag=max_lag)
+    decoding = decoding_table(
+        {"perform": perform, "observe": observe},
+        {"perform": acts["perform_actions"], "observe": acts["observe_actions"]},
+        seed=[seed, _DECODING_STREAM], test_fraction=decoding_test_fraction,
+        n_null=decoding_null_permutations, ridge_alpha=ridge_alpha)
+    units = pd.concat([pd.DataFrame({"unit": np.arange(n_units), "r": r,
+                                     "r_time_centred": r_tc}),
+                       perm_units, tune_units, lag_units], axis=1)
+    sizes = {"n_units": n_units, "n_sequences": n_seq, "n_timesteps": n_t,
+             "n_actions": n_actions, "n_constant_units": int(np.isnan(r).sum())}
+    summary = {**sizes, **summary, **perm_summary, **tune_summary, **lag_summary,
+               **decoding_summary(decoding)}
+    return AnalysisResult(units=units, decoding=decoding, summary=_to_python(summary))
+
+
+def _to_python(summary: dict) -> dict:
+    """Cast numpy scalars to python int/float (bools to int) so the dict is JSON-serialisable."""
+    out = {}
+    for key, value in summary.items():
+        if isinstance(value, (bool, np.bool_, int, np.integer)):
+            out[key] = int(value)
+        else:
+            out[key] = float(value)
+    return out
