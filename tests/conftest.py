@@ -1,0 +1,39 @@
+"""Shared fixtures: a composed, shrunk config and a helper to run the CLI in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from mirror_sweep.app import CONFIG_DIR
+from mirror_sweep.config import RunConfig, to_run_config
+
+# A run small enough for a test: seconds, not minutes.
+TINY = [
+    "data.n_train=48", "data.n_test=20", "train.epochs=2", "train.batch_size=16",
+    "model.hidden_size=8", "analysis.n_permutations=100",
+    "analysis.decoding_null_permutations=10", "train.progress=false",
+]
+
+
+def compose_config(overrides: list[str] | None = None):
+    """The composed DictConfig for these overrides (on top of TINY)."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name="config", overrides=TINY + list(overrides or []))
+
+
+@pytest.fixture
+def tiny_config() -> RunConfig:
+    return to_run_config(compose_config())
+
+
+def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `python -m mirror_sweep ARGS` in cwd with one torch thread, capturing output."""
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run([sys.executable, "-m", "mirror_sweep", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
