@@ -73,7 +73,8 @@ def report(summary: dict, cfg: RunConfig, folder: Path) -> None:
     a = cfg.analysis
     lines = [
         f"mirror-sweep run: seed={cfg.seed} H={cfg.model.hidden_size} "
-        f"{'shared' if cfg.model.shared_core else 'separate'} core(s), {cfg.train.epochs} epochs",
+        f"{'shared' if cfg.model.shared_core else 'separate'} core(s), "
+        f"{cfg.train.epochs if cfg.train.enabled else 'no (untrained)'} epochs",
         f"  held-out observe accuracy      {summary['final_test_observe_accuracy']:.3f}",
         f"  units with |r| > {a.abs_threshold:<4}          {summary['frac_abs_r_gt']:.1%}"
         f"   (untrained net: {summary['untrained_frac_abs_r_gt']:.1%})",

@@ -71,6 +71,7 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
+    enabled: bool = True
     epochs: int = 20
     batch_size: int = 64
     lr: float = 1e-3

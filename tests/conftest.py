@@ -21,10 +21,11 @@ TINY = [
 ]
 
 
-def compose_config(overrides: list[str] | None = None):
-    """The composed DictConfig for these overrides (on top of TINY)."""
+def compose_config(overrides: list[str] | None = None, tiny: bool = True):
+    """The composed DictConfig for these overrides (on top of TINY unless tiny=False)."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(config_name="config", overrides=TINY + list(overrides or []))
+        return compose(config_name="config",
+                       overrides=(TINY if tiny else []) + list(overrides or []))
 
 
 @pytest.fixture

@@ -1,0 +1,36 @@
+# Set-up and the project's main commands. TORCH pins the CPU wheel used here and in CI;
+# elsewhere override it, e.g. `make setup TORCH="torch==2.13.0 --index-url ..."`.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+SWEEP ?= multirun/paper-ablations
+BIN = $(VENV)/bin
+
+.PHONY: setup main paper sweep report test bench
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+# The main job: the paper's experiment, then its ablation sweep (resumable), then the report.
+main: paper sweep report
+
+paper: setup
+	$(BIN)/mirror-sweep
+
+sweep: setup
+	$(BIN)/mirror-sweep -m +experiment=ablations hydra/launcher=joblib_local hydra.sweep.dir=$(SWEEP)
+
+report: setup
+	$(BIN)/mirror-aggregate $(SWEEP)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python -m benchmarks.run

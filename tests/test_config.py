@@ -1,0 +1,83 @@
+"""Every option of every group composes into a valid run config; bad values fail by name."""
+
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+from mirror_sweep.app import CONFIG_DIR, torch_threads
+from mirror_sweep.config import ConfigError, Dynamics, Pairing, config_hash, to_run_config
+from tests.conftest import compose_config
+
+GROUPS = ["env", "model", "objective", "data_pairing", "condition"]
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
+def test_every_group_option_composes(group, option):
+    cfg = to_run_config(compose_config([f"{group}={option}"]))
+    assert cfg.model.hidden_size == 8  # TINY still applies on top of the option
+
+
+def test_defaults_are_the_papers():
+    full = to_run_config(compose_config(tiny=False))
+    assert (full.seed, full.model.hidden_size, full.data.n_train, full.data.n_test) == (42, 96,
+                                                                                    2000, 300)
+    assert (full.train.epochs, full.train.batch_size, full.train.lr) == (20, 64, 1e-3)
+    assert (full.env.sensory_dim, full.env.seq_len, full.env.decay) == (16, 12, 0.9)
+    assert full.model.shared_core and full.env.dynamics is Dynamics.linear
+    assert full.analysis.n_permutations == 10_000
+
+
+def test_conditions_change_what_they_say():
+    assert not to_run_config(compose_config(["condition=separate_cores"])).model.shared_core
+    assert not to_run_config(compose_config(["condition=untrained"])).train.enabled
+    assert to_run_config(compose_config(["condition=forward_only"])).objective.inverse_weight == 0
+    cfg = to_run_config(compose_config(["condition=independent_train_pairing"]))
+    assert (cfg.data_pairing.train, cfg.data_pairing.test) == (Pairing.independent,
+                                                               Pairing.paired)
+
+
+@pytest.mark.parametrize("override,key", [
+    ("model.hidden_size=-5", "model.hidden_size"),
+    ("data.n_train=0", "data.n_train"),
+    ("analysis.alpha=1.5", "analysis.alpha"),
+    ("analysis.decoding_test_fraction=-0.1", "analysis.decoding_test_fraction"),
+    ("train.lr=0", "train.lr"),
+    ("env.decay=1.0", "env.decay"),
+    ("env.n_actions=1", "env.n_actions"),
+    ("train.torch_threads=0", "train.torch_threads"),
+])
+def test_out_of_range_values_name_the_key(override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        to_run_config(compose_config([override]))
+
+
+def test_wrong_type_and_unknown_key_and_option_fail_at_composition():
+    with pytest.raises((ValidationError, ConfigCompositionException), match="hidden_size"):
+        compose_config(["model.hidden_size=abc"])
+    with pytest.raises((ConfigKeyError, ConfigCompositionException), match="hiden_size"):
+        compose_config(["model.hiden_size=3"])
+    with pytest.raises(ConfigCompositionException, match="objective/nope"):
+        compose_config(["objective=nope"])
+    with pytest.raises((ValidationError, ConfigCompositionException), match="dynamics"):
+        compose_config(["env.dynamics=chaotic"])
+
+
+def test_config_hash_ignores_display_keys_only():
+    base = config_hash(compose_config())
+    assert config_hash(compose_config(["train.progress=true"])) == base
+    assert config_hash(compose_config(["seed=1"])) != base
+
+
+def test_threads_never_oversubscribe():
+    from omegaconf import OmegaConf
+    assert torch_threads(3, OmegaConf.create({"n_jobs": 2})) == 3
+    two_workers = torch_threads(None, OmegaConf.create({"n_jobs": 2}))
+    one_worker = torch_threads(None, OmegaConf.create({}))
+    assert two_workers * 2 <= max(2, one_worker) and two_workers >= 1
+    assert torch_threads(None, OmegaConf.create({"cpus_per_task": 4})) == 4
