@@ -112,9 +112,15 @@ def main(cfg: DictConfig) -> dict | None:
                                                                  hydra_cfg.launcher))
     except Exception as error:
         results.mark_failed(folder, error)
-        if not in_sweep:
-            raise
-        log.error("job %s failed (recorded in %s): %s", hydra_cfg.job.num, folder, error)
-        return None
+        if in_sweep:
+            log.error("job %s failed (recorded in %s): %s", hydra_cfg.job.num, folder, error)
+            return None
+        from mirror_sweep.train import NonFiniteLossError
+
+        # expected failure modes (non-finite training, invalid data): a message, not a traceback
+        if isinstance(error, (NonFiniteLossError, ValueError)):
+            log.error("run failed, nothing but status.json written in %s: %s", folder, error)
+            sys.exit(1)
+        raise
     report(summary, run_cfg, folder)
     return summary

@@ -2,12 +2,14 @@
 
 A run folder holds, once complete: summary.json, units.csv, decoding.csv, history.csv,
 (optionally) activations.npz, and last of all status.json with {"status": "complete",
-"config_hash": ...}. status.json says "running" while a run works and "failed" (with the error)
+"config_hash": ..., "files": {name: sha256}}; reading a run checks every file against its recorded
+checksum, so a truncated or altered file is named instead of being read as a result. status.json says "running" while a run works and "failed" (with the error)
 when it raised, so a run killed mid-way is never mistaken for a finished one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -69,15 +71,35 @@ def mark_failed(folder: Path, error: BaseException) -> None:
 
 def write_run(folder: Path, summary: dict, tables: dict[str, pd.DataFrame],
               activations: dict[str, np.ndarray] | None, config_hash: str) -> None:
-    """Write every file of a finished run, then the completion marker last."""
+    """Write every file of a finished run, then the completion marker (with checksums) last."""
     folder = Path(folder)
     for name in TABLE_FILES:
         write_table(folder / name, tables[name])
+    written = [*TABLE_FILES, SUMMARY_FILE]
     if activations is not None:
         write_atomic(folder / ACTIVATIONS_FILE,
                      lambda f: np.savez_compressed(f, **activations), binary=True)
+        written.append(ACTIVATIONS_FILE)
     write_json(folder / SUMMARY_FILE, summary)
-    write_status(folder, "complete", config_hash=config_hash)
+    write_status(folder, "complete", config_hash=config_hash,
+                 files={name: file_digest(folder / name) for name in written})
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def verify_files(folder: Path, status: dict) -> None:
+    """Check every file recorded at completion against its checksum; raise naming the first bad."""
+    for name, digest in status.get("files", {}).items():
+        path = Path(folder) / name
+        if not path.exists():
+            raise RunFileError(f"{path}: missing (recorded when the run completed)")
+        if file_digest(path) != digest:
+            raise RunFileError(f"{path}: contents differ from the checksum recorded when the run "
+                               "completed (truncated, corrupted or edited)")
 
 
 def read_status(folder: Path) -> dict:
@@ -95,8 +117,6 @@ def is_complete(folder: Path, config_hash: str | None = None) -> bool:
     """True when the run finished (and, if given, with this config hash) and its files read."""
     try:
         status = read_status(folder)
-        if status.get("status") != "complete":
-            return False
         if config_hash is not None and status.get("config_hash") != config_hash:
             return False
         read_run(folder)
@@ -144,6 +164,10 @@ def read_table(path: Path, required: tuple[str, ...] = ()) -> pd.DataFrame:
 def read_run(folder: Path) -> RunRecord:
     """Read a complete run's files, checking they are whole; raises RunFileError naming a file."""
     folder = Path(folder)
+    status = read_status(folder)
+    if status.get("status") != "complete":
+        raise RunFileError(f"{folder / STATUS_FILE}: run is {status.get('status')}, not complete")
+    verify_files(folder, status)
     summary = read_summary(folder / SUMMARY_FILE)
     units = read_table(folder / UNITS_FILE, ("unit", "r"))
     n_units = summary.get("n_units")
