@@ -102,6 +102,10 @@ def permutation_null(perform, observe, n_permutations: int, seed) -> np.ndarray:
 def permutation_pvalues(r: np.ndarray, null: np.ndarray) -> np.ndarray:
     """Two-sided p = (1 + #{b : |r_perm[b,u]| >= |r[u]|}) / (B + 1).
 
+    |r_perm| within 1e-10 of |r| counts as a tie (so the identity re-pairing, whose r equals the
+    observed r up to rounding, always counts). This |r| rule differs from scipy's two-sided
+    2 min(one-sided p) when the null is asymmetric (its mean is not exactly 0 under re-pairing).
+
     Args:
         r: (H,) observed correlations.
         null: (B, H) null correlations.
