@@ -1,0 +1,57 @@
+"""Command-line tools beside the Hydra app: `mirror-aggregate SWEEP_DIR`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mirror_sweep.aggregate import Sweep, SweepError, load_sweep, write_aggregate
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mirror-aggregate",
+        description="Aggregate a mirror-sweep sweep folder into tidy CSV tables: runs, units, "
+                    "decoding, history, robustness (cross-seed mean, sd, bootstrap CI) and failed.")
+    parser.add_argument("sweep_dir", type=Path, help="a sweep folder (or a single run's folder)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where to write the tables (default: SWEEP_DIR/aggregate)")
+    parser.add_argument("--n-boot", type=int, default=10_000,
+                        help="bootstrap resamples for the 95%% CIs (default: 10000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default: 0)")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on large sweeps")
+    return parser
+
+
+def print_summary(sweep: Sweep, out_dir: Path) -> None:
+    """Table sizes, failures and where the files are."""
+    print(f"aggregated {sweep.path}: {len(sweep.runs)} complete runs, "
+          f"{len(sweep.failed)} failed or incomplete")
+    for name in ["runs", "units", "decoding", "history", "failed"]:
+        table = getattr(sweep, name)
+        print(f"  {name + '.csv':<16} {len(table):>7} rows x {table.shape[1]} columns")
+    print(f"  robustness.csv   per condition across seeds\n  files: {out_dir}")
+    if len(sweep.failed):
+        print(f"  see {out_dir / 'failed.csv'} for the {len(sweep.failed)} failed runs' errors")
+
+
+def aggregate_main(argv: list[str] | None = None) -> int:
+    """`mirror-aggregate SWEEP_DIR`: 0 on success, 1 if no run is complete, 2 on a bad folder."""
+    args = build_parser().parse_args(argv)
+    try:
+        sweep = load_sweep(args.sweep_dir, progress_every=0 if args.quiet else 100)
+    except SweepError as error:
+        print(f"mirror-aggregate: {error}", file=sys.stderr)
+        return 2
+    out_dir = write_aggregate(sweep, args.out, n_boot=args.n_boot, seed=args.seed)
+    print_summary(sweep, out_dir)
+    # The figures and claims stage goes here (it reads `sweep` and writes into `out_dir`).
+    if sweep.runs.empty:
+        print(f"mirror-aggregate: no complete run in {sweep.path}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(aggregate_main())

@@ -1,0 +1,173 @@
+"""Experiment presets, launchers, failure isolation and resume: real tiny sweeps in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from mirror_sweep import results
+from mirror_sweep.aggregate import load_sweep, write_aggregate
+
+CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONDITIONS = sorted(p.stem for p in (Path(CONFIG_DIR) / "condition").glob("*.yaml"))
+# Seconds per job. batch_size=8 gives 4 batches, so train.lr=1e30 fails mid-training (batch 1).
+SMALL = ["data.n_train=32", "data.n_test=20", "train.epochs=1", "train.batch_size=8",
+         "model.hidden_size=8", "analysis.n_permutations=100",
+         "analysis.decoding_null_permutations=10", "train.progress=false",
+         "output.save_activations=false"]
+
+
+def compose_hydra(overrides: list[str]):
+    """The composed config, hydra node included, for these overrides."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name="config", overrides=overrides, return_hydra_config=True)
+
+
+def sweep(sweep_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    """`mirror-sweep -m SMALL ARGS` into sweep_dir, with the sweep-summary callback."""
+    command = [sys.executable, "-m", "mirror_sweep", "-m", *SMALL, *args,
+               f"hydra.sweep.dir={sweep_dir}", "hydra/callbacks=sweep_summary"]
+    proc = subprocess.run(command, check=False, cwd=sweep_dir.parent, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "HYDRA_FULL_ERROR": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def summary(folder: Path) -> dict:
+    return json.loads((folder / results.SUMMARY_FILE).read_text())
+
+
+@pytest.mark.parametrize("preset, params, folder", [
+    ("ablations", {"condition": ",".join(CONDITIONS), "seed": "range(0,10)"}, "ablations"),
+    ("hidden_sizes", {"model.hidden_size": "16,32,64,96,128,256", "seed": "range(0,10)"},
+     "hidden_sizes"),
+    ("seeds", {"seed": "range(0,20)"}, "seeds"),
+    ("paper", {}, "paper"),
+])
+def test_presets_define_their_sweep_in_config(preset, params, folder):
+    cfg = compose_hydra([f"+experiment={preset}"])
+    swept = dict(cfg.hydra.sweeper.params or {})
+    if "condition" in swept:  # every condition of conf/condition/, in any order
+        swept["condition"] = ",".join(sorted(swept["condition"].split(",")))
+    assert swept == params
+    sweep_dir = OmegaConf.to_container(cfg.hydra.sweep, resolve=False)["dir"]
+    assert sweep_dir == f"multirun/{folder}/${{now:%Y-%m-%d_%H-%M-%S}}"
+    assert "sweep_summary" in cfg.hydra.callbacks
+    if preset != "ablations":
+        assert cfg.hydra.runtime.choices.condition == "shared_bidirectional"
+    if preset == "paper":
+        assert cfg.seed == 42 and cfg.model.hidden_size == 96 and cfg.data.n_train == 2000
+
+
+def test_launcher_options_compose_with_the_plugins():
+    joblib = compose_hydra(["hydra/launcher=joblib_local"]).hydra.launcher
+    assert joblib._target_.endswith("JoblibLauncher") and joblib.n_jobs == 2
+    local = compose_hydra(["hydra/launcher=submitit_local_cpu"]).hydra.launcher
+    assert local._target_.endswith("LocalLauncher") and local.cpus_per_task == 1
+    slurm = compose_hydra(["hydra/launcher=slurm", "hydra.launcher.partition=cpu"]).hydra.launcher
+    assert slurm._target_.endswith("SlurmLauncher") and slurm.partition == "cpu"
+    for key in ["timeout_min", "mem_gb", "cpus_per_task", "array_parallelism"]:
+        assert slurm[key] is not None
+
+
+def test_slurm_launcher_config_becomes_sbatch_directives(tmp_path, monkeypatch):
+    """The launcher's own parameter mapping (hydra_submitit_launcher.launch), rendered by submitit.
+
+    A fake `srun` on PATH lets submitit build its SLURM executor here; nothing is submitted.
+    """
+    import submitit
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+
+    (tmp_path / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (tmp_path / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    launcher = compose_hydra(["hydra/launcher=slurm", "hydra.launcher.partition=cpu",
+                              f"hydra.sweep.dir={tmp_path}"]).hydra.launcher
+    params = OmegaConf.to_container(launcher, resolve=True)
+    params.pop("_target_")
+    executor = submitit.AutoExecutor(folder=params.pop("submitit_folder"), cluster="slurm",
+                                     slurm_max_num_timeout=params.pop("max_num_timeout"))
+    base = set(OmegaConf.structured(BaseQueueConf).keys())
+    executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()})
+    text = executor._executor._make_submission_file_text("python job.py", "uid")
+    for line in ["--partition=cpu", f"--cpus-per-task={launcher.cpus_per_task}",
+                 f"--mem={launcher.mem_gb}GB", f"--time={launcher.timeout_min}"]:
+        assert f"#SBATCH {line}" in text
+    assert executor._executor.parameters["array_parallelism"] == launcher.array_parallelism
+
+
+def test_ablations_preset_with_cli_values_winning_over_its_sweep(tmp_path):
+    """Command-line values of swept keys replace the preset's sweep of them (not a product)."""
+    sweep_dir = tmp_path / "ablations"
+    proc = sweep(sweep_dir, "+experiment=ablations", "seed=0,1",
+                 "condition=shared_bidirectional,untrained")
+    assert f"sweep {sweep_dir}: 4 jobs: 4 complete" in proc.stdout
+    runs = load_sweep(sweep_dir).runs
+    assert list(runs.run_id) == ["0", "1", "2", "3"]
+    assert list(zip(runs.condition, runs.seed)) == [
+        ("shared_bidirectional", 0), ("shared_bidirectional", 1), ("untrained", 0),
+        ("untrained", 1)]
+    assert runs["data.n_train"].eq(32).all() and runs.hidden_size.eq(8).all()
+    out = write_aggregate(load_sweep(sweep_dir), n_boot=200)
+    robust = pd.read_csv(out / "robustness.csv")
+    assert set(robust.condition) == {"shared_bidirectional", "untrained"}
+    assert (robust.n == 2).all()
+
+
+@pytest.mark.parametrize("launcher", ["basic", "joblib_local"])
+def test_a_failing_job_keeps_the_healthy_ones(tmp_path, launcher):
+    sweep_dir = tmp_path / launcher
+    proc = sweep(sweep_dir, f"hydra/launcher={launcher}", "seed=0", "train.lr=1e-3,1e30")
+    assert "2 jobs: 1 complete, 1 failed" in proc.stdout
+    assert results.is_complete(sweep_dir / "0")
+    status = results.read_status(sweep_dir / "1")
+    assert status["status"] == "failed" and "NonFiniteLossError" in status["error"]
+    assert "Traceback" in status["traceback"]
+    sweep_ = load_sweep(sweep_dir)
+    assert list(sweep_.runs.run_id) == ["0"]
+    assert sweep_.failed[["run_id", "condition", "status"]].values.tolist() == [
+        ["1", "train.lr=1e+30", "failed"]]
+    cores = len(os.sched_getaffinity(0))
+    expected_threads = max(1, cores // 2) if launcher == "joblib_local" else cores
+    assert summary(sweep_dir / "0")["torch_threads"] == expected_threads
+
+
+@pytest.mark.slow
+def test_submitit_local_launcher_runs_each_job_with_one_thread(tmp_path):
+    sweep_dir = tmp_path / "submitit"
+    proc = sweep(sweep_dir, "hydra/launcher=submitit_local_cpu", "seed=0,1")
+    assert "2 jobs: 2 complete" in proc.stdout
+    assert (sweep_dir / ".submitit").is_dir()
+    for job in ["0", "1"]:
+        assert results.is_complete(sweep_dir / job)
+        assert summary(sweep_dir / job)["torch_threads"] == 1
+    assert len(load_sweep(sweep_dir).runs) == 2
+
+
+@pytest.mark.slow
+def test_resume_skips_complete_jobs_and_reruns_failed_missing_and_changed(tmp_path):
+    sweep_dir = tmp_path / "resume"
+    sweep(sweep_dir, "seed=0,1,2,3")
+    (sweep_dir / "0" / results.STATUS_FILE).unlink()  # missing: killed before it finished
+    results.mark_failed(sweep_dir / "1", RuntimeError("planted"))
+    status = results.read_status(sweep_dir / "2")  # changed: completed with another config
+    results.write_status(sweep_dir / "2", "complete", config_hash="another-config")
+    mtimes = {job: (sweep_dir / job / results.SUMMARY_FILE).stat().st_mtime_ns
+              for job in "0123"}
+    proc = sweep(sweep_dir, "seed=0,1,2,3")
+    assert "4 jobs: 3 complete, 1 skipped" in proc.stdout
+    log = proc.stdout + proc.stderr
+    assert "job 3 already complete with this config: skipped" in log
+    assert not any(f"job {job} already complete" in log for job in "012")
+    for job in "0123":
+        assert results.is_complete(sweep_dir / job, status["config_hash"] if job == "2" else None)
+        changed = (sweep_dir / job / results.SUMMARY_FILE).stat().st_mtime_ns != mtimes[job]
+        assert changed == (job != "3"), job
