@@ -49,9 +49,12 @@ def make_job(root: Path, run_id: str, seed: int, condition: str | None = "shared
                    "final_test_observe_accuracy": float(rng.uniform())}
         tables = {
             results.UNITS_FILE: pd.DataFrame({"unit": range(N_UNITS), "r": r}),
-            results.DECODING_FILE: pd.DataFrame({"train_mode": ["perform", "observe"],
-                                                 "test_mode": ["observe", "perform"],
-                                                 "accuracy": rng.uniform(size=2)}),
+            results.DECODING_FILE: pd.DataFrame({
+                "train_mode": ["perform", "perform", "observe", "observe"],
+                "test_mode": ["perform", "observe", "perform", "observe"],
+                "accuracy": rng.uniform(size=4), "chance": 0.25, "null_sd": 0.05,
+                "p_value": rng.uniform(size=4), "n_train_sequences": 14,
+                "n_test_sequences": 6}),
             results.HISTORY_FILE: pd.DataFrame({"epoch": [1], "train_total_loss": [1.0]}),
         }
         results.write_run(folder, summary, tables, None, "abc")
@@ -78,7 +81,7 @@ def file_hashes(root: Path) -> dict[str, tuple[str, int]]:
 def test_tables_have_one_row_per_run_unit_and_decoder_with_run_columns_first(tmp_path):
     sweep = load_sweep(make_sweep(tmp_path))
     assert len(sweep.runs) == 6 and len(sweep.units) == 6 * N_UNITS
-    assert len(sweep.decoding) == 12 and len(sweep.history) == 6 and sweep.failed.empty
+    assert len(sweep.decoding) == 24 and len(sweep.history) == 6 and sweep.failed.empty
     for table in [sweep.runs, sweep.units, sweep.decoding, sweep.history]:
         assert list(table.columns[:len(RUN_COLUMNS)]) == RUN_COLUMNS
     assert list(sweep.failed.columns) == FAILED_COLUMNS

@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 from mirror_sweep import results
 from mirror_sweep.aggregate import load_sweep, write_aggregate
+from mirror_sweep.config import register_configs
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 CONDITIONS = sorted(p.stem for p in (Path(CONFIG_DIR) / "condition").glob("*.yaml"))
@@ -27,6 +28,7 @@ SMALL = ["data.n_train=32", "data.n_test=20", "train.epochs=1", "train.batch_siz
 
 def compose_hydra(overrides: list[str]):
     """The composed config, hydra node included, for these overrides."""
+    register_configs()  # the schema conf/config.yaml extends
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return compose(config_name="config", overrides=overrides, return_hydra_config=True)
 
@@ -171,3 +173,8 @@ def test_resume_skips_complete_jobs_and_reruns_failed_missing_and_changed(tmp_pa
         assert results.is_complete(sweep_dir / job, status["config_hash"] if job == "2" else None)
         changed = (sweep_dir / job / results.SUMMARY_FILE).stat().st_mtime_ns != mtimes[job]
         assert changed == (job != "3"), job
+
+
+def test_command_line_condition_replaces_a_presets_condition():
+    choices = compose_hydra(["+experiment=seeds", "condition=forward_only"]).hydra.runtime.choices
+    assert choices.condition == "forward_only" and choices.objective == "forward_only"
