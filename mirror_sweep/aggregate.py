@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from omegaconf import OmegaConf
+import yaml
 
 from mirror_sweep import results
 
@@ -90,12 +90,17 @@ def relative_id(folder: Path, root: Path) -> str:
     return folder.name if folder == root else folder.relative_to(root).as_posix()
 
 
+# libyaml's loader is ~10x faster than OmegaConf.load; the files are Hydra's own plain YAML dumps.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def read_yaml(path: Path) -> Any:
+    """A .hydra/*.yaml file as plain Python data (interpolations left as strings)."""
     try:
-        return OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+        return yaml.load(Path(path).read_text(), Loader=_YAML_LOADER)
     except FileNotFoundError as error:
         raise results.RunFileError(f"{path}: missing") from error
-    except Exception as error:  # yaml and omegaconf raise many types for a corrupted file
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise results.RunFileError(f"{path}: corrupted YAML ({type(error).__name__})") from error
 
 
