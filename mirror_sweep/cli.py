@@ -21,6 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="bootstrap resamples for the 95%% CIs (default: 10000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default: 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on large sweeps")
+    parser.add_argument("--no-figures", action="store_true",
+                        help="write the claims report but skip the figures (faster)")
     return parser
 
 
@@ -47,6 +49,11 @@ def aggregate_main(argv: list[str] | None = None) -> int:
     out_dir = write_aggregate(sweep, args.out, n_boot=args.n_boot, seed=args.seed)
     print_summary(sweep, out_dir)
     # The figures and claims stage goes here (it reads `sweep` and writes into `out_dir`).
+    if not sweep.runs.empty:
+        from mirror_sweep.report import write_report  # matplotlib only when reporting
+
+        write_report(sweep, out_dir, figures=not args.no_figures, n_boot=args.n_boot,
+                     seed=args.seed)
     if sweep.runs.empty:
         print(f"mirror-aggregate: no complete run in {sweep.path}", file=sys.stderr)
         return 1

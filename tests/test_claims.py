@@ -1,0 +1,146 @@
+"""Claims verdicts on constructed tables (pure rules), then the report from a tiny real sweep."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mirror_sweep import claims
+from mirror_sweep.aggregate import load_sweep
+from mirror_sweep.claims import CLAIMS, FAILS, HOLDS, NOT_MEASURED, Claim, evaluate_claims
+from mirror_sweep.cli import aggregate_main
+from tests.test_figures import tiny_sweep_dir
+
+MAIN = "shared_bidirectional"
+CONTEXT = {"main": MAIN, "threshold_mismatch": []}
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(tmp_path_factory):
+    return tiny_sweep_dir(tmp_path_factory)
+
+
+def stats(*rows) -> pd.DataFrame:
+    """Rows (condition, metric, n, mean, ci_low, ci_high) as a robustness-like table."""
+    return pd.DataFrame(rows, columns=["condition", "metric", "n", "mean", "ci_low", "ci_high"])
+
+
+def verdicts(table: pd.DataFrame, ids: list[str]) -> dict:
+    table = evaluate_claims(table, CONTEXT, [c for c in CLAIMS if c.claim_id in ids])
+    return dict(zip(table["claim_id"], table["verdict"]))
+
+
+def test_a_claim_that_holds_one_that_does_not_and_one_not_measured():
+    table = stats((MAIN, "frac_abs_r_gt", 10, 0.33, 0.31, 0.36),   # CI overlaps [0.35, 0.40]
+                  (MAIN, "frac_r_gt", 10, 0.10, 0.08, 0.12))       # CI below [0.25, 0.30]
+    assert verdicts(table, ["C1", "C2", "C6a"]) == {
+        "C1": HOLDS, "C2": FAILS, "C6a": NOT_MEASURED}  # separate_cores absent
+    out = evaluate_claims(table, CONTEXT, [c for c in CLAIMS if c.claim_id == "C6a"])
+    assert "absent" in out["note"].iloc[0] and out["n_seeds"].iloc[0] == 0
+
+
+def test_one_seed_or_a_nan_ci_is_not_measured():
+    table = stats((MAIN, "frac_abs_r_gt", 1, 0.37, 0.37, 0.37),
+                  (MAIN, "frac_r_gt", 3, 0.27, np.nan, np.nan))
+    assert verdicts(table, ["C1", "C2"]) == {"C1": NOT_MEASURED, "C2": NOT_MEASURED}
+
+
+def test_no_main_condition_makes_every_main_claim_unmeasured():
+    table = stats(("forward_only", "frac_abs_r_gt", 5, 0.1, 0.05, 0.15))
+    out = evaluate_claims(table, {"main": None}, CLAIMS)
+    assert (out.loc[out["condition"] == MAIN, "verdict"] == NOT_MEASURED).all()
+
+
+@pytest.mark.parametrize("ablation,rule,verdict", [
+    ((0.05, 0.02, 0.08), "removes", HOLDS),     # CI below main's and <= half
+    ((0.25, 0.22, 0.28), "removes", FAILS),     # below, but more than half of 0.4
+    ((0.25, 0.22, 0.28), "reduces", HOLDS),
+    ((0.33, 0.28, 0.36), "reduces", FAILS),     # CIs overlap
+])
+def test_ablation_rules_compare_cis_with_the_main_condition(ablation, rule, verdict):
+    table = stats((MAIN, "frac_abs_r_gt", 10, 0.40, 0.35, 0.45),
+                  ("forward_only", "frac_abs_r_gt", 10, *ablation))
+    claim = Claim("X", "x", "x", "forward_only", "frac_abs_r_gt", rule, reference="main")
+    out = evaluate_claims(table, CONTEXT, [claim]).iloc[0]
+    assert out["verdict"] == verdict
+    assert out["reference_condition"] == MAIN and out["reference_mean"] == 0.40
+
+
+@pytest.mark.parametrize("ci_low,share,min_p,verdict", [
+    (0.02, 0.9, 0.005, HOLDS),
+    (0.02, 0.5, 0.005, FAILS),          # too few seeds significant
+    (-0.01, 1.0, 0.005, FAILS),         # CI reaches chance
+    (0.02, 1.0, 1 / 11, NOT_MEASURED),  # a null of 10 permutations cannot give p < 0.05
+])
+def test_decoding_needs_the_ci_above_chance_and_most_seeds_significant(ci_low, share, min_p,
+                                                                      verdict):
+    metric = "decode_perform_to_observe"
+    table = stats((MAIN, f"{metric}_above_chance", 5, 0.1, ci_low, 0.2),
+                  (MAIN, f"{metric}_significant", 5, share, 0.0, 1.0),
+                  (MAIN, "decode_min_p", 5, min_p, min_p, min_p))
+    assert verdicts(table, ["C5a"]) == {"C5a": verdict}
+
+
+def test_threshold_claims_are_unmeasured_when_the_sweep_used_other_thresholds():
+    table = stats((MAIN, "frac_abs_r_gt", 10, 0.37, 0.35, 0.39))
+    out = evaluate_claims(table, {"main": MAIN, "threshold_mismatch": [MAIN]},
+                          [c for c in CLAIMS if c.claim_id == "C1"])
+    assert out["verdict"].iloc[0] == NOT_MEASURED and "thresholds" in out["note"].iloc[0]
+
+
+def test_derived_per_run_metrics():
+    runs = pd.DataFrame({
+        "condition": [MAIN] * 2, "seed": [0, 1],
+        "decode_perform_to_observe_accuracy": [0.6, 0.3],
+        "decode_perform_to_observe_chance": [0.25, 0.25],
+        "decode_perform_to_observe_p": [0.01, 0.2],
+        "frac_abs_r_gt": [0.4, 0.3], "untrained_frac_abs_r_gt": [0.1, 0.1],
+        "analysis.decoding_null_permutations": [199, 199]})
+    out = claims.derive_metrics(runs)
+    np.testing.assert_allclose(out["decode_perform_to_observe_above_chance"], [0.35, 0.05])
+    np.testing.assert_allclose(out["decode_perform_to_observe_significant"], [1.0, 0.0])
+    np.testing.assert_allclose(out["frac_abs_r_gt_over_untrained"], [0.3, 0.2])
+    np.testing.assert_allclose(out["decode_min_p"], 0.005)
+    assert "decode_perform_to_observe_above_chance" not in runs  # the input is not modified
+
+
+def test_main_condition_label():
+    assert claims.main_condition(pd.DataFrame({"condition": [MAIN, "x"]})) == MAIN
+    plain = pd.DataFrame({"condition": ["default"], "model": ["shared_gru"]})
+    assert claims.main_condition(plain) == "default"
+    other = pd.DataFrame({"condition": ["default"], "model": ["separate_gru"]})
+    assert claims.main_condition(other) is None
+
+
+def test_every_claim_has_a_rule_and_unique_id():
+    ids = [c.claim_id for c in CLAIMS]
+    assert len(ids) == len(set(ids))
+    for claim in CLAIMS:
+        assert claim.rule in claims.RULES and claims.rule_text(claim).startswith("holds")
+
+
+def test_claims_report_from_a_tiny_sweep(tiny_sweep, tmp_path):
+    sweep = load_sweep(tiny_sweep)
+    table = claims.write_claims(sweep, tmp_path, n_boot=500)
+    saved = pd.read_csv(tmp_path / "claims.csv")
+    assert list(saved.columns[:11]) == ["claim_id", "claim", "paper_value", "condition", "metric",
+                                        "measured_mean", "ci_low", "ci_high", "n_seeds",
+                                        "verdict", "rule"]
+    assert len(saved) == len(CLAIMS) and set(saved["verdict"]) <= {HOLDS, FAILS, NOT_MEASURED}
+    by_id = table.set_index("claim_id")
+    assert by_id.loc["C1", "n_seeds"] == 2 and by_id.loc["C1", "verdict"] != NOT_MEASURED
+    assert by_id.loc["C7a", "verdict"] == NOT_MEASURED  # independent_pairing not swept
+    assert by_id.loc["C5a", "verdict"] == NOT_MEASURED  # B = 10: p >= 1/11 always
+    text = (tmp_path / "claims.md").read_text()
+    assert "## Rules" in text and "model.hidden_size: 8 (paper: 96)" in text
+
+
+def test_mirror_aggregate_prints_the_claims_and_skips_figures_on_request(tiny_sweep, tmp_path,
+                                                                        capsys):
+    out = tmp_path / "aggregate"
+    assert aggregate_main([str(tiny_sweep), "--out", str(out), "--no-figures",
+                           "--n-boot", "200"]) == 0
+    printed = capsys.readouterr().out
+    assert "C1" in printed and "n=2" in printed and "claims.md" in printed
+    assert (out / "claims.csv").exists() and not (out / "figures").exists()

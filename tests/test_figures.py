@@ -1,0 +1,129 @@
+"""Figures 1-4 from a tiny real sweep, and how they degrade when data is missing.
+
+`tiny_sweep_dir` (also used by test_claims.py and test_notebook.py) runs one tiny multirun of two
+conditions x two seeds in a subprocess, once per test session.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from mirror_sweep import figures, results
+from mirror_sweep.aggregate import Sweep, load_sweep
+from tests.conftest import TINY, run_cli
+
+matplotlib.use("Agg")
+CONDITIONS = ("shared_bidirectional", "separate_cores")
+FIGURE_NAMES = ["figure1_emergence", "figure2_robustness", "figure3_ablations",
+                "figure4_temporal"]
+_CACHE: dict[str, Path] = {}
+
+
+def tiny_sweep_dir(tmp_path_factory) -> Path:
+    """A real tiny sweep (2 conditions x seeds 0, 1), made once per session."""
+    if "sweep" not in _CACHE:
+        folder = tmp_path_factory.mktemp("tiny_sweep") / "sweep"
+        proc = subprocess.run(
+            [sys.executable, "-m", "mirror_sweep", "-m", *TINY, "seed=0,1",
+             f"condition={','.join(CONDITIONS)}", f"hydra.sweep.dir={folder}"],
+            check=False, cwd=folder.parent, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        _CACHE["sweep"] = folder
+    return _CACHE["sweep"]
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(tmp_path_factory) -> Path:
+    return tiny_sweep_dir(tmp_path_factory)
+
+
+def assert_figure_files(paths: list[Path], out: Path) -> None:
+    expected = {out / f"{name}.{fmt}" for name in FIGURE_NAMES for fmt in ("png", "pdf")}
+    assert set(paths) == expected
+    for path in paths:
+        head = path.read_bytes()[:8]
+        assert path.stat().st_size > 5_000, path
+        assert head.startswith(b"\x89PNG" if path.suffix == ".png" else b"%PDF"), path
+
+
+def test_draw_figures_writes_every_figure_as_png_and_pdf(tiny_sweep, tmp_path):
+    sweep = load_sweep(tiny_sweep)
+    out = tmp_path / "figures"
+    assert_figure_files(figures.draw_figures(sweep, out, n_boot=200), out)
+
+
+def test_single_run_without_activations_degrades_to_notes(tmp_path):
+    run = tmp_path / "one_run"
+    proc = run_cli([*TINY, "output.save_activations=false", f"hydra.run.dir={run}"],
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not (run / results.ACTIVATIONS_FILE).exists()
+    sweep = load_sweep(run)
+    assert len(sweep.runs) == 1
+    example = figures.load_example(sweep)
+    assert example.perform is None and "activations" in example.missing
+    out = tmp_path / "figures"
+    assert_figure_files(figures.draw_figures(sweep, out, n_boot=200), out)
+
+
+def test_example_is_the_main_conditions_first_seed_and_its_null_is_the_runs(tiny_sweep):
+    sweep = load_sweep(tiny_sweep)
+    example = figures.load_example(sweep)
+    assert (example.condition, example.seed) == ("shared_bidirectional", 0)
+    units = example.units.set_index("unit")
+    assert example.top[0] == units["r"].idxmax() and example.anti == units["r"].idxmin()
+    assert example.perform.shape == (figures.N_TRACE_SEQUENCES * 12, 4)
+    # The redrawn null reproduces the run's own p-value for that unit (same B, same stream).
+    r = units.loc[example.top[0], "r"]
+    p = (1 + np.sum(np.abs(example.null) >= abs(r) - 1e-10)) / (len(example.null) + 1)
+    assert p == pytest.approx(units.loc[example.top[0], "p_value"])
+    with pytest.raises(ValueError, match="not a complete run"):
+        figures.load_example(sweep, run_id="nope")
+
+
+def test_analysis_seed_mirrors_the_experiments_stream():
+    from mirror_sweep.experiment import RunSeeds
+
+    for seed in (0, 1, 42):
+        assert figures.analysis_seed(seed) == RunSeeds.from_seed(seed).analysis
+
+
+def test_panels_with_no_data_show_a_note_instead_of_failing():
+    fig = Figure()
+    axes = fig.subplots(1, 4)
+    empty_units = pd.DataFrame(columns=["run_id", "condition", "seed", "unit", "r"])
+    figures.plot_r_histograms(axes[0], empty_units, ["shared_bidirectional", "separate_cores"])
+    figures.plot_r_by_condition(axes[1], empty_units, ["forward_only"])
+    figures.plot_condition_measures(
+        axes[2], pd.DataFrame(columns=["condition", "seed", "measure", "value"]),
+        pd.DataFrame(columns=["condition", "measure", "mean", "ci_low", "ci_high"]),
+        ["forward_only"], ["trained"], "fraction")
+    figures.plot_decoding(axes[3], pd.DataFrame(columns=["condition", "seed", "train_mode",
+                                                         "test_mode", "accuracy", "chance"]),
+                          ["forward_only"])
+    for ax in axes:
+        assert any("no " in t.get_text() or "not measured" in t.get_text() for t in ax.texts)
+
+
+def test_condition_order_follows_the_paper_then_the_rest():
+    got = figures.ordered_conditions(["zeta", "untrained", "separate_cores",
+                                      "shared_bidirectional", np.nan])
+    assert got == ["shared_bidirectional", "separate_cores", "untrained", "zeta"]
+
+
+def test_varying_hidden_size_keeps_the_papers_96():
+    runs = pd.DataFrame({"run_id": ["a", "b", "c"], "condition": "x", "seed": [0, 0, 1],
+                         "hidden_size": [32, 96, 96]})
+    units = pd.DataFrame({"run_id": ["a", "b", "c"], "unit": 0, "r": 0.5})
+    sweep = Sweep(Path("."), runs, units, units.iloc[0:0], units.iloc[0:0], units.iloc[0:0])
+    kept, note = figures.one_hidden_size(sweep)
+    assert list(kept.runs["run_id"]) == ["b", "c"] and list(kept.units["run_id"]) == ["b", "c"]
+    assert "96" in note
