@@ -100,6 +100,7 @@ def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
     summary = {
         "n_units": cfg.model.hidden_size,
         "n_parameters": sum(p.numel() for p in model.parameters()),
+        "analysis_seed": seeds.analysis,  # lets figures redraw this run's permutation null
         **training_scalars(history, final_test),
         **result.summary,
         **{f"untrained_{key}": value for key, value in untrained_summary.items()},

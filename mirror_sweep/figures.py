@@ -371,12 +371,6 @@ def run_folder(sweep: Sweep, run_id: str) -> Path:
     return folder if folder.is_dir() else Path(sweep.path)
 
 
-def analysis_seed(seed: int) -> int:
-    """The analysis stream of a run seed (mirrors experiment.RunSeeds, without importing torch),
-    so the redrawn null is the run's own null."""
-    return int(np.random.SeedSequence(seed).spawn(5)[4].generate_state(1)[0])
-
-
 def choose_example(sweep: Sweep, run_id: str | None = None) -> pd.Series | None:
     """The example run: `run_id`, else the main condition's lowest seed, else the first run."""
     runs = sweep.runs
@@ -424,7 +418,7 @@ def load_example(sweep: Sweep, run_id: str | None = None,
         unit = example.top[0]
         example.null = permutation_null(perform[..., [unit]], observe[..., [unit]],
                                         min(b, MAX_NULL_PERMUTATIONS),
-                                        analysis_seed(example.seed))[:, 0]
+                                        int(row["analysis_seed"]))[:, 0]
     return example
 
 

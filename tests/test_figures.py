@@ -89,13 +89,6 @@ def test_example_is_the_main_conditions_first_seed_and_its_null_is_the_runs(tiny
         figures.load_example(sweep, run_id="nope")
 
 
-def test_analysis_seed_mirrors_the_experiments_stream():
-    from mirror_sweep.experiment import RunSeeds
-
-    for seed in (0, 1, 42):
-        assert figures.analysis_seed(seed) == RunSeeds.from_seed(seed).analysis
-
-
 def test_panels_with_no_data_show_a_note_instead_of_failing():
     fig = Figure()
     axes = fig.subplots(1, 4)
