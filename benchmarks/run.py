@@ -197,6 +197,13 @@ def bench_sweep(job: str, n_jobs: int = 8, workers: int = 2) -> list[Row]:
         Row(section, f"joblib workers x threads <= {cores} cores", f"{workers} x {threads}",
             "", "no oversubscription", check(workers * threads <= cores)),
     ]
+    if job != "small":  # twice the jobs on joblib: what each job beyond the workers' start costs
+        longer = sweep.run_sweep("joblib", 2 * n_jobs, overrides)
+        # (16 jobs' total overhead - 8 jobs' total) / 8 = 2 o_16 - o_8
+        marginal = 2 * sweep.per_job_overhead(longer, workers) - overhead_joblib
+        rows.append(Row(section, f"joblib, {2 * n_jobs} jobs: wall", longer["wall_s"], "s"))
+        rows.append(Row(section, f"marginal per-job overhead, joblib (jobs {n_jobs + 1}-"
+                        f"{2 * n_jobs})", marginal, "s", "<= 1.0", check(marginal <= 1.0)))
     if basic["n_complete"] != n_jobs or joblib["n_complete"] != n_jobs:
         rows.append(Row(section, "WARNING: incomplete jobs",
                         f"{basic['n_complete']}, {joblib['n_complete']} of {n_jobs}"))
