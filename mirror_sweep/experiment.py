@@ -89,7 +89,7 @@ def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
     stage("analysis")
     result = analyze_activations(perform, observe, test_set.perform_actions,
                                  test_set.observe_actions, seed=seeds.analysis,
-                                 **analysis_kwargs(cfg))
+                                 n_threads=torch.get_num_threads(), **analysis_kwargs(cfg))
     untrained_r, untrained_summary = headline_metrics(
         untrained_perform, untrained_observe, abs_threshold=cfg.analysis.abs_threshold,
         pos_threshold=cfg.analysis.pos_threshold, anti_threshold=cfg.analysis.anti_threshold)

@@ -113,6 +113,14 @@ def test_null_is_reproducible_from_seed():
     assert not np.array_equal(a, permutation_null(perform, observe, 100, seed=5))
 
 
+def test_null_does_not_depend_on_the_thread_count():
+    rng = np.random.default_rng(6)
+    perform, observe = planted(rng)
+    one = permutation_null(perform, observe, 5000, seed=1)  # 3 chunks of permutations
+    np.testing.assert_array_equal(one, permutation_null(perform, observe, 5000, seed=1,
+                                                        n_threads=2))
+
+
 def test_multiple_testing_matches_scipy_and_bounds():
     rng = np.random.default_rng(4)
     p = np.concatenate([rng.uniform(size=40), rng.uniform(0, 0.01, size=10)])

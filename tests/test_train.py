@@ -8,6 +8,7 @@ from mirror_sweep.config import ObjectiveConfig, RunConfig, TrainConfig
 from mirror_sweep.env import make_effects, make_sequences
 from mirror_sweep.experiment import RunSeeds, build_model
 from mirror_sweep.objectives import objective_losses
+from mirror_sweep import train as train_module
 from mirror_sweep.train import NonFiniteLossError, collect_hidden, to_tensors, train
 
 
@@ -87,3 +88,22 @@ def test_seeds_are_independent_streams():
     a, b = RunSeeds.from_seed(0), RunSeeds.from_seed(1)
     assert a == RunSeeds.from_seed(0) and a != b
     assert len(set(dataclasses.astuple(a))) == 5
+
+
+@pytest.mark.parametrize("shared,objective", [
+    (True, ObjectiveConfig()), (False, ObjectiveConfig()),
+    (True, ObjectiveConfig(inverse_weight=0.0)), (True, ObjectiveConfig(shared_readout=True))])
+def test_our_adam_matches_torch_optim_adam_bit_for_bit(monkeypatch, shared, objective):
+    def trained(optimizer_class):
+        monkeypatch.setattr(train_module, "Adam", optimizer_class)
+        model, train_set, test_set, _ = small_setup(n_train=64)
+        if not shared:
+            model = build_model(dataclasses.replace(RunConfig(), model=dataclasses.replace(
+                RunConfig().model, shared_core=False, hidden_size=16)), 0)
+        train(model, train_set, test_set, TrainConfig(epochs=2, batch_size=16), objective,
+              torch.Generator().manual_seed(0))
+        return model.state_dict()
+
+    ours, reference = trained(train_module.Adam), trained(torch.optim.Adam)
+    for name, value in reference.items():
+        assert torch.equal(ours[name], value), name

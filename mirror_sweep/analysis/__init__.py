@@ -75,7 +75,7 @@ def analyze_activations(perform, observe, perform_actions, observe_actions, *, s
                         abs_threshold=0.6, pos_threshold=0.75, anti_threshold=-0.6,
                         n_permutations=10_000, alpha=0.05, max_lag=3,
                         decoding_test_fraction=0.3, decoding_null_permutations=200,
-                        ridge_alpha=1.0) -> AnalysisResult:
+                        ridge_alpha=1.0, n_threads=1) -> AnalysisResult:
     """Run every per-run analysis on one pair of activation sets.
 
     Args:
@@ -84,7 +84,8 @@ def analyze_activations(perform, observe, perform_actions, observe_actions, *, s
         observe_actions: (N, T) int actions that generated the observed sensory sequence.
         seed: non-negative int; see the module docstring for the streams.
         The rest: thresholds on r, permutation count and level, maximum lag, decoding split,
-        null size and ridge penalty. The number of actions K is max(action) + 1 over both
+        null size and ridge penalty; n_threads for the permutation null (results do not
+        depend on it). The number of actions K is max(action) + 1 over both
         action arrays.
 
     Returns:
@@ -107,7 +108,7 @@ def analyze_activations(perform, observe, perform_actions, observe_actions, *, s
     r_tc = time_centred_r(perform, observe)
     summary.update({f"time_centred_{k}": v for k, v in headline_summary(
         r_tc, anti_threshold=anti_threshold, **thresholds).items()})
-    null = permutation_null(perform, observe, n_permutations, seed)
+    null = permutation_null(perform, observe, n_permutations, seed, n_threads)
     perm_units, perm_summary = permutation_table(r, null, alpha=alpha, **thresholds)
     n_actions = int(max(acts["perform_actions"].max(), acts["observe_actions"].max())) + 1
     tune_units, tune_summary = tuning_table(

@@ -14,6 +14,8 @@ chunk, vectorized over units and permutations.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -54,12 +56,15 @@ def pairing_cross_products(perform: np.ndarray, observe: np.ndarray) -> np.ndarr
     return np.einsum("ntu,mtu->nmu", z_p, z_o, optimize=True) / (n * t)
 
 
-def null_from_cross_products(cross: np.ndarray, perms: np.ndarray) -> np.ndarray:
+def null_from_cross_products(cross: np.ndarray, perms: np.ndarray, n_threads: int = 1
+                             ) -> np.ndarray:
     """Re-paired correlations for many permutations.
 
     Args:
         cross: (N, N, H) from ``pairing_cross_products``.
         perms: (B, N) int permutations of sequence indices.
+        n_threads: chunks of permutations run in this many threads (scipy's sparse product
+            releases the GIL); the result does not depend on it.
 
     Returns:
         (B, H) float64 null correlations r_perm[b, u].
@@ -68,7 +73,8 @@ def null_from_cross_products(cross: np.ndarray, perms: np.ndarray) -> np.ndarray
     flat = cross.reshape(n * n, h)
     offsets = np.arange(n, dtype=np.int64) * n
     out = np.empty((perms.shape[0], h))
-    for start in range(0, perms.shape[0], _CHUNK):
+
+    def fill(start: int) -> None:
         chunk = perms[start:start + _CHUNK]
         b = chunk.shape[0]
         select = sp.csr_matrix(
@@ -76,10 +82,19 @@ def null_from_cross_products(cross: np.ndarray, perms: np.ndarray) -> np.ndarray
             shape=(b, n * n),
         )
         out[start:start + b] = select @ flat
+
+    starts = range(0, perms.shape[0], _CHUNK)
+    if n_threads <= 1:
+        for start in starts:
+            fill(start)
+    else:
+        with ThreadPoolExecutor(n_threads) as pool:
+            list(pool.map(fill, starts))
     return out
 
 
-def permutation_null(perform, observe, n_permutations: int, seed) -> np.ndarray:
+def permutation_null(perform, observe, n_permutations: int, seed, n_threads: int = 1
+                     ) -> np.ndarray:
     """Null distribution of per-unit r under random re-pairing of sequences.
 
     ``analyze_activations(..., seed=s, n_permutations=B)`` uses exactly this null, so figures can
@@ -89,6 +104,7 @@ def permutation_null(perform, observe, n_permutations: int, seed) -> np.ndarray:
         perform, observe: (N, T, H) activations.
         n_permutations: B.
         seed: int seed (or anything ``np.random.default_rng`` accepts).
+        n_threads: threads for the null (same result for any value).
 
     Returns:
         (B, H) float64; columns of constant units are nan.
@@ -96,7 +112,7 @@ def permutation_null(perform, observe, n_permutations: int, seed) -> np.ndarray:
     perform = np.asarray(perform, dtype=np.float64)
     observe = np.asarray(observe, dtype=np.float64)
     perms = draw_sequence_permutations(perform.shape[0], n_permutations, seed)
-    return null_from_cross_products(pairing_cross_products(perform, observe), perms)
+    return null_from_cross_products(pairing_cross_products(perform, observe), perms, n_threads)
 
 
 def permutation_pvalues(r: np.ndarray, null: np.ndarray) -> np.ndarray:
