@@ -69,24 +69,25 @@ def execute(cfg: RunConfig, folder: Path, digest: str, threads: int) -> dict:
 
 
 def report(summary: dict, cfg: RunConfig, folder: Path) -> None:
-    """Print the headline metrics and where the files are."""
+    """Print the headline metrics beside the untrained network's, and where the files are."""
     a = cfg.analysis
-    lines = [
-        f"mirror-sweep run: seed={cfg.seed} H={cfg.model.hidden_size} "
-        f"{'shared' if cfg.model.shared_core else 'separate'} core(s), "
-        f"{cfg.train.epochs if cfg.train.enabled else 'no (untrained)'} epochs",
-        f"  held-out observe accuracy      {summary['final_test_observe_accuracy']:.3f}",
-        f"  units with |r| > {a.abs_threshold:<4}          {summary['frac_abs_r_gt']:.1%}"
-        f"   (untrained net: {summary['untrained_frac_abs_r_gt']:.1%})",
-        f"  units with r > {a.pos_threshold:<4}           {summary['frac_r_gt']:.1%}"
-        f"   (untrained net: {summary['untrained_frac_r_gt']:.1%})",
-        f"  max r / min r                  {summary['max_r']:.3f} / {summary['min_r']:.3f}",
-        f"  time-centred |r| > {a.abs_threshold:<4}       {summary['time_centred_frac_abs_r_gt']:.1%}",
-        f"  significant mirror units (BH)  {summary['n_sig_mirror_bh']}",
-        f"  time: train {summary['time_train_s']:.1f} s, analysis {summary['time_analysis_s']:.1f} s",
-        f"  files: {folder}/(summary.json, units.csv, decoding.csv, history.csv)",
+    cores = "shared core" if cfg.model.shared_core else "separate cores"
+    epochs = cfg.train.epochs if cfg.train.enabled else "no (untrained)"
+    rows = [
+        ("held-out observe accuracy", f"{summary['final_test_observe_accuracy']:.3f}"),
+        (f"units with |r| > {a.abs_threshold}", (f"{summary['frac_abs_r_gt']:.1%}   (untrained "
+                                                  f"net: {summary['untrained_frac_abs_r_gt']:.1%})")),
+        (f"units with r > {a.pos_threshold}", (f"{summary['frac_r_gt']:.1%}   (untrained net: "
+                                                f"{summary['untrained_frac_r_gt']:.1%})")),
+        ("max r / min r", f"{summary['max_r']:.3f} / {summary['min_r']:.3f}"),
+        (f"time-centred |r| > {a.abs_threshold}", f"{summary['time_centred_frac_abs_r_gt']:.1%}"),
+        ("significant mirror units (BH)", f"{summary['n_sig_mirror_bh']}"),
+        ("time", (f"train {summary['time_train_s']:.1f} s, "
+                  f"analysis {summary['time_analysis_s']:.1f} s")),
+        ("files", f"{folder}/(summary.json, units.csv, decoding.csv, history.csv)"),
     ]
-    print("\n".join(lines), flush=True)
+    header = f"mirror-sweep run: seed={cfg.seed} H={cfg.model.hidden_size} {cores}, {epochs} epochs"
+    print("\n".join([header, *(f"  {label:<31}{value}" for label, value in rows)]), flush=True)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")

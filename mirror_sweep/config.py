@@ -172,7 +172,7 @@ def validate(cfg: RunConfig) -> None:
 
 def to_run_config(cfg: DictConfig) -> RunConfig:
     """Convert a composed DictConfig (hydra node removed) into a validated RunConfig."""
-    task = OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k != "hydra"])
+    task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     run_cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunConfig), task))
     validate(run_cfg)
     return run_cfg

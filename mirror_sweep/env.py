@@ -14,7 +14,8 @@ class SequenceSet:
     """Sequences for both pathways.
 
     perform_actions: (N, T) int64, the actions fed in perform mode;
-    perform_sensory: (N, T, S) float32, the sensory sequence those actions generated (forward target);
+    perform_sensory: (N, T, S) float32, the sensory sequence those actions generated (the
+    forward target);
     observe_sensory: (N, T, S) float32, the sensory sequence fed in observe mode;
     observe_actions: (N, T) int64, the actions that generated observe_sensory (inverse target).
     Paired data have observe_* equal to perform_*.

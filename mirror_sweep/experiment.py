@@ -1,4 +1,4 @@
-"""One run of the experiment: data, model, training, hidden states, analyses (no files, no Hydra)."""
+"""One run of the experiment: data, model, training, hidden states, analyses (no files/Hydra)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,14 @@ from mirror_sweep.analysis import analyze_activations, headline_metrics
 from mirror_sweep.config import RunConfig
 from mirror_sweep.env import make_effects, make_sequences
 from mirror_sweep.model import MirrorGRU
-from mirror_sweep.train import (HISTORY_COLUMNS, EpochCallback, collect_hidden, evaluate,
-                                 to_tensors, train)
+from mirror_sweep.train import (
+    HISTORY_COLUMNS,
+    EpochCallback,
+    collect_hidden,
+    evaluate,
+    to_tensors,
+    train,
+)
 
 
 @dataclass
@@ -55,11 +61,12 @@ def build_model(cfg: RunConfig, init_seed: int) -> MirrorGRU:
 def analysis_kwargs(cfg: RunConfig) -> dict[str, float | int]:
     """The analysis config as keyword arguments of analyze_activations."""
     a = cfg.analysis
-    return dict(abs_threshold=a.abs_threshold, pos_threshold=a.pos_threshold,
-                anti_threshold=a.anti_threshold, n_permutations=a.n_permutations, alpha=a.alpha,
-                max_lag=a.max_lag, decoding_test_fraction=a.decoding_test_fraction,
-                decoding_null_permutations=a.decoding_null_permutations,
-                ridge_alpha=a.ridge_alpha)
+    return {"abs_threshold": a.abs_threshold, "pos_threshold": a.pos_threshold,
+            "anti_threshold": a.anti_threshold, "n_permutations": a.n_permutations,
+            "alpha": a.alpha, "max_lag": a.max_lag,
+            "decoding_test_fraction": a.decoding_test_fraction,
+            "decoding_null_permutations": a.decoding_null_permutations,
+            "ridge_alpha": a.ridge_alpha}
 
 
 def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
@@ -111,8 +118,8 @@ def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
     activations = {"perform_hidden": perform, "observe_hidden": observe,
                    "perform_actions": test_set.perform_actions,
                    "observe_actions": test_set.observe_actions}
-    return RunResult(summary, units, result.decoding, pd.DataFrame(history, columns=HISTORY_COLUMNS),
-                     activations)
+    history_table = pd.DataFrame(history, columns=HISTORY_COLUMNS)
+    return RunResult(summary, units, result.decoding, history_table, activations)
 
 
 def training_scalars(history: list[dict[str, float]], final_test: dict[str, float]

@@ -2,9 +2,10 @@
 
 A run folder holds, once complete: summary.json, units.csv, decoding.csv, history.csv,
 (optionally) activations.npz, and last of all status.json with {"status": "complete",
-"config_hash": ..., "files": {name: sha256}}; reading a run checks every file against its recorded
-checksum, so a truncated or altered file is named instead of being read as a result. status.json says "running" while a run works and "failed" (with the error)
-when it raised, so a run killed mid-way is never mistaken for a finished one.
+"config_hash": ..., "files": {name: sha256}}. Reading a run checks every file against its
+recorded checksum, so a truncated or altered file is named instead of being read as a result.
+status.json says "running" while a run works and "failed" (with the error) when it raised, so a
+run killed mid-way is never mistaken for a finished one.
 """
 
 from __future__ import annotations

@@ -37,4 +37,4 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.Comp
     """Run `python -m mirror_sweep ARGS` in cwd with one torch thread, capturing output."""
     env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
     return subprocess.run([sys.executable, "-m", "mirror_sweep", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, check=False)

@@ -34,7 +34,7 @@ def test_shared_pass_equals_two_separate_calls_of_the_core():
     torch.manual_seed(0)
     model = MirrorGRU(4, 16, 12, shared_core=True)
     actions, sensory = torch.randint(0, 4, (5, 7)), torch.randn(5, 7, 16)
-    perform, observe = model(actions, sensory)
+    _, observe = model(actions, sensory)
     alone, _ = model.perform_core(model.sensory_projection(sensory))
     torch.testing.assert_close(observe, alone)
 

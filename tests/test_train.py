@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
+from mirror_sweep import train as train_module
 from mirror_sweep.config import ObjectiveConfig, RunConfig, TrainConfig
 from mirror_sweep.env import make_effects, make_sequences
 from mirror_sweep.experiment import RunSeeds, build_model
 from mirror_sweep.objectives import objective_losses
-from mirror_sweep import train as train_module
 from mirror_sweep.train import NonFiniteLossError, collect_hidden, to_tensors, train
 
 
