@@ -1,7 +1,7 @@
 """The paper's Figures 1-4 from an aggregated sweep (matplotlib Agg, seaborn).
 
-Plot functions (`plot_*`) take DataFrames/arrays and a matplotlib `ax`; they read no files and
-compute no statistics (across-seed means and CIs come from `aggregate.robustness`, per-unit
+The panels (`mirror_sweep.panels`, `plot_*`) take DataFrames/arrays and a matplotlib `ax`; they
+read no files and compute no statistics (across-seed means and CIs come from `aggregate.robustness`, per-unit
 statistics from the runs' analyses, the permutation null from `analysis.permutation_null`).
 `load_example` is the one loader of per-run arrays (activations) for the per-run panels, and
 `draw_figures` assembles the figures into PNG and PDF files.
@@ -13,7 +13,6 @@ the sweep, activations not saved, a single run), so a figure is always written.
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,327 +24,33 @@ from matplotlib.figure import Figure
 from mirror_sweep import results
 from mirror_sweep.aggregate import Sweep, robustness
 from mirror_sweep.analysis import permutation_null
+from mirror_sweep.panels import (
+    MAIN,
+    label,
+    main_condition,
+    note,
+    ordered_conditions,
+    plot_condition_bars,
+    plot_condition_measures,
+    plot_decoding,
+    plot_lag_counts,
+    plot_permutation_null,
+    plot_r_by_condition,
+    plot_r_heatmap,
+    plot_r_histograms,
+    plot_sequence_bounds,
+    plot_time_courses,
+    plot_xcorr_curves,
+    seeds_note,
+    top_units,
+)
 
-MAIN = "shared_bidirectional"
-# Display order and short labels of the conditions in conf/condition/ (others follow, sorted).
-CONDITION_LABELS = {
-    "shared_bidirectional": "shared core (main)", "default": "default (main config)",
-    "separate_cores": "separate cores", "forward_only": "forward only",
-    "shuffled_observe": "shuffled observe", "independent_pairing": "pairing error",
-    "independent_train_pairing": "pairing error (train)",
-    "randomized_dynamics": "random dynamics", "shared_readout": "shared readout",
-    "untrained": "untrained",
-}
-PERFORM_COLOR, OBSERVE_COLOR = "#1b6ca8", "#d1495b"
 DPI = 200
 FORMATS = ("png", "pdf")
 N_TRACE_SEQUENCES = 3  # test sequences concatenated in the time-course panels
 MAX_NULL_PERMUTATIONS = 10_000
 RC = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 8.5,
       "xtick.labelsize": 9, "ytick.labelsize": 9, "axes.titleweight": "bold"}
-
-
-# ----------------------------------------------------------------------------- small helpers
-def note(ax, text: str) -> None:
-    """Write `text` in the middle of an empty panel (a panel whose data is missing)."""
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=9,
-            color="0.35", wrap=True)
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
-def legend_below(ax, title: str, ncol: int = 2) -> None:
-    """A legend under the panel (so it never hides data)."""
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=ncol, frameon=False,
-              title=title, title_fontsize=8)
-
-
-def label(condition: str) -> str:
-    return CONDITION_LABELS.get(condition, condition)
-
-
-def ordered_conditions(conditions) -> list[str]:
-    """Conditions in the paper's order (CONDITION_LABELS), then any others sorted."""
-    present = {str(c) for c in conditions if pd.notna(c)}
-    known = [c for c in CONDITION_LABELS if c in present]
-    return known + sorted(present - set(known))
-
-
-def main_condition(conditions) -> str | None:
-    present = set(conditions)
-    return next((c for c in (MAIN, "default") if c in present), None)
-
-
-def seeds_note(n: int) -> str:
-    return f"n = {n} seed{'s' if n != 1 else ''}"
-
-
-def top_units(units: pd.DataFrame, fraction: float = 0.1) -> pd.DataFrame:
-    """Per run, the `fraction` of units with the largest r (at least one): "top mirror units"."""
-    ranked = units.dropna(subset=["r"]).sort_values(["run_id", "r"], ascending=[True, False])
-    rank = ranked.groupby("run_id").cumcount()
-    size = ranked.groupby("run_id")["r"].transform("size")
-    return ranked[rank < np.maximum(1, np.round(fraction * size))]
-
-
-# ------------------------------------------------------------------------------ plot functions
-def plot_r_heatmap(ax, units_run: pd.DataFrame, title_suffix: str = "") -> None:
-    """Per-unit r of one run as a heatmap: units on x (sorted by r), rows r and its controls.
-
-    units_run: one run's units table (unit, r, optional r_time_centred, r_untrained).
-    """
-    rows = {"r (trained)": "r", "time-centred r": "r_time_centred",
-            "r at initial weights": "r_untrained"}
-    rows = {name: col for name, col in rows.items() if col in units_run}
-    if units_run.empty or "r" not in units_run:
-        return note(ax, "no per-unit r for this run")
-    ordered = units_run.sort_values("r", ascending=False)
-    matrix = pd.DataFrame({name: ordered[col].to_numpy() for name, col in rows.items()},
-                          index=ordered["unit"].astype(int)).T
-    n = matrix.shape[1]
-    with warnings.catch_warnings():  # seaborn 0.13 calls a colormap method matplotlib retires
-        warnings.simplefilter("ignore", PendingDeprecationWarning)
-        sns.heatmap(matrix, ax=ax, cmap="vlag", vmin=-1, vmax=1, center=0,
-                    xticklabels=max(1, n // 24),
-                    cbar_kws={"label": "Pearson r (perform vs observe)", "shrink": 0.9})
-    ax.set_xlabel(f"hidden unit id (sorted by trained r; H = {n})")
-    ax.set_ylabel("")
-    ax.tick_params(axis="x", labelsize=7)
-    ax.set_title(f"A  Per-unit r{title_suffix}", loc="left")
-
-
-def plot_r_histograms(ax, units: pd.DataFrame, conditions: list[str],
-                      thresholds: tuple[float, float] = (0.6, 0.75)) -> None:
-    """Histograms of per-unit r pooled over seeds, one per condition (density, shared bins).
-
-    units: columns condition, seed, r (and r_untrained: the first condition's initial weights
-    drawn as a grey outline).
-    """
-    data = units[units["condition"].isin(conditions)].dropna(subset=["r"])
-    if data.empty:
-        return note(ax, "no per-unit r for these conditions")
-    bins = np.linspace(-1, 1, 41)
-    palette = dict(zip(conditions, sns.color_palette("colorblind", len(conditions))))
-    for condition in conditions:
-        part = data[data["condition"] == condition]
-        if part.empty:
-            continue
-        sns.histplot(part["r"], bins=bins, stat="density", element="step", ax=ax,
-                     color=palette[condition], alpha=0.3,
-                     label=f"{label(condition)} ({seeds_note(part['seed'].nunique())})")
-    first = data[data["condition"] == conditions[0]]
-    if "r_untrained" in first and first["r_untrained"].notna().any():
-        sns.histplot(first["r_untrained"].dropna(), bins=bins, stat="density", element="step",
-                     fill=False, ax=ax, color="0.4", linestyle=":",
-                     label=f"{label(conditions[0])} at initial weights")
-    for i, t in enumerate((-thresholds[0], thresholds[0])):
-        ax.axvline(t, color="0.5", lw=0.8, ls="--", label=f"|r| = {thresholds[0]:g}" if i else None)
-    ax.axvline(thresholds[1], color="0.2", lw=0.8, ls="-.", label=f"r = {thresholds[1]:g}")
-    ax.set_xlabel("per-unit Pearson r (perform vs observe)")
-    ax.set_ylabel("density (units, pooled over seeds)")
-    ax.set_xlim(-1, 1)
-    ax.legend(loc="upper left", frameon=False)
-    missing = [label(c) for c in conditions if c not in set(data["condition"])]
-    if missing:
-        ax.text(0.98, 0.98, "not in this sweep:\n" + "\n".join(missing), transform=ax.transAxes,
-                ha="right", va="top", fontsize=8, color="0.35")
-
-
-def plot_time_courses(ax, perform: np.ndarray, observe: np.ndarray, unit_labels: list[str],
-                      offset: float = 2.5) -> None:
-    """Activation time courses, perform solid and observe dashed, one unit per offset row.
-
-    perform, observe: (S*T, k) activations of k units over S concatenated test sequences;
-    unit_labels: k legend labels. Rows are separated by `offset` (activations of a GRU lie in
-    [-1, 1]).
-    """
-    steps = np.arange(perform.shape[0])
-    colors = sns.color_palette("dark", perform.shape[1])
-    offset = offset if len(unit_labels) > 1 else 0.0
-    for i, name in enumerate(unit_labels):
-        shift = -offset * i
-        ax.plot(steps, perform[:, i] + shift, color=colors[i], lw=1.5, label=name)
-        ax.plot(steps, observe[:, i] + shift, color=colors[i], lw=1.5, ls="--")
-    ax.plot([], [], color="0.2", lw=1.5, label="perform (solid)")
-    ax.plot([], [], color="0.2", lw=1.5, ls="--", label="observe (dashed)")
-    if len(unit_labels) > 1:
-        ax.set_yticks([-offset * i for i in range(len(unit_labels))],
-                      [n.split(" ")[1] for n in unit_labels])
-        ax.set_ylabel(f"hidden unit (activation in [-1, 1]; rows offset by {offset:g})")
-    else:
-        ax.set_ylabel("activation (GRU hidden state, in [-1, 1])")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-
-
-def plot_sequence_bounds(ax, n_sequences: int, n_timesteps: int) -> None:
-    """Vertical lines between concatenated sequences and an x label in timesteps."""
-    for s in range(1, n_sequences):
-        ax.axvline(s * n_timesteps - 0.5, color="0.8", lw=0.8)
-    ax.set_xlabel(f"timestep ({n_sequences} test sequences of {n_timesteps} steps, "
-                  "concatenated)")
-
-
-def plot_permutation_null(ax, null: np.ndarray, r_obs: float, p_value: float | None,
-                          unit: int) -> None:
-    """Histogram of a unit's null r (re-paired sequences) and its observed r."""
-    null = null[np.isfinite(null)]
-    if null.size == 0:
-        return note(ax, f"unit {unit} is constant: no null")
-    sns.histplot(null, bins=40, ax=ax, color="0.6", stat="count",
-                 label=f"null: re-paired sequences (B = {null.size})")
-    ax.axvline(r_obs, color=PERFORM_COLOR, lw=2,
-               label=f"observed r = {r_obs:.3f}" + (f" (p = {p_value:.2g})"
-                                                    if p_value is not None else ""))
-    ax.set_xlabel(f"Pearson r of unit {unit} (perform vs observe)")
-    ax.set_ylabel("permutations")
-    ax.legend(loc="upper left", frameon=False)
-
-
-def plot_condition_measures(ax, values: pd.DataFrame, stats: pd.DataFrame,
-                            conditions: list[str], measures: list[str], xlabel: str,
-                            band: tuple[float, float] | None = None,
-                            band_condition: str | None = None,
-                            band_label: str = "paper's claim") -> None:
-    """Per-seed values (points) with the across-seed mean and 95% CI (bars) per condition.
-
-    values: long table condition, measure, value (one row per run and measure).
-    stats: long table condition, measure, mean, ci_low, ci_high (from aggregate.robustness).
-    conditions: y order; measures: hue order. band: a shaded reference range on x, drawn on
-    the row of `band_condition` (every row when None).
-    """
-    data = values[values["condition"].isin(conditions) & values["measure"].isin(measures)]
-    if data.dropna(subset=["value"]).empty:
-        return note(ax, "not measured in this sweep")
-    if band is not None and (band_condition is None or band_condition in conditions):
-        rows = (-0.5, len(conditions) - 0.5) if band_condition is None else (
-            conditions.index(band_condition) - 0.5, conditions.index(band_condition) + 0.5)
-        ax.fill_betweenx(rows, *band, color="#f2c14e", alpha=0.45, lw=0, label=band_label)
-    palette = dict(zip(measures, sns.color_palette("colorblind", len(measures))))
-    sns.stripplot(data=data, y="condition", x="value", hue="measure", order=conditions,
-                  hue_order=measures, dodge=True, jitter=0.12, size=3.5, alpha=0.6, ax=ax,
-                  palette=palette, orient="h")
-    width = 0.8 / len(measures)
-    for i, condition in enumerate(conditions):
-        for j, measure in enumerate(measures):
-            row = stats[(stats["condition"] == condition) & (stats["measure"] == measure)]
-            if row.empty or not np.isfinite(row["mean"].iloc[0]):
-                continue
-            r = row.iloc[0]
-            y = i - 0.4 + width * (j + 0.5)
-            err = np.array([[r["mean"] - r["ci_low"]], [r["ci_high"] - r["mean"]]])
-            ax.errorbar(r["mean"], y, xerr=np.nan_to_num(err), fmt="D", color=palette[measure],
-                        mec="black", mew=0.6, ms=5, capsize=2.5, lw=1.2)
-    ax.set_yticks(range(len(conditions)),
-                  [f"{label(c)}\n({seeds_note(data[data['condition'] == c]['seed'].nunique())})"
-                   for c in conditions])
-    ax.set_ylabel("")
-    ax.set_xlabel(xlabel)
-    ax.set_ylim(len(conditions) - 0.5, -0.5)
-    legend_below(ax, "points: seeds; ◆: mean over seeds, 95% CI")
-
-
-def plot_decoding(ax, decoding: pd.DataFrame, conditions: list[str]) -> None:
-    """Decoding accuracy per seed for all four train/test combinations, with chance marks.
-
-    decoding: columns condition, seed, train_mode, test_mode, accuracy, chance (per run).
-    """
-    data = decoding[decoding["condition"].isin(conditions)].copy()
-    if data.empty:
-        return note(ax, "no decoding results in this sweep")
-    data["combo"] = "train " + data["train_mode"] + " → test " + data["test_mode"]
-    combos = [f"train {a} → test {b}" for a, b in [("perform", "observe"), ("observe", "perform"),
-                                                   ("perform", "perform"), ("observe", "observe")]]
-    palette = dict(zip(combos, sns.color_palette("colorblind", 4)))
-    sns.stripplot(data=data, y="condition", x="accuracy", hue="combo", order=conditions,
-                  hue_order=combos, dodge=True, jitter=0.1, size=4, ax=ax, palette=palette,
-                  orient="h")
-    sns.stripplot(data=data, y="condition", x="chance", hue="combo", order=conditions,
-                  hue_order=combos, dodge=True, jitter=0, size=7, marker="|", ax=ax,
-                  palette={c: "black" for c in combos}, orient="h", legend=False, linewidth=1)
-    ax.plot([], [], "|", color="black", ms=8, label="chance (label-permutation null mean)")
-    ax.set_yticks(range(len(conditions)),
-                  [f"{label(c)}\n({seeds_note(data[data['condition'] == c]['seed'].nunique())})"
-                   for c in conditions])
-    ax.set_ylabel("")
-    ax.set_xlabel("action decoding accuracy (held-out sequences; fraction correct)")
-    ax.set_xlim(0, 1.02)
-    legend_below(ax, "points: seeds", ncol=3)
-
-
-def plot_r_by_condition(ax, units: pd.DataFrame, conditions: list[str],
-                        thresholds: tuple[float, float] = (0.6, 0.75)) -> None:
-    """Distributions of per-unit r (pooled over seeds) per condition, as violins."""
-    data = units[units["condition"].isin(conditions)].dropna(subset=["r"])
-    if data.empty:
-        return note(ax, "no per-unit r in this sweep")
-    sns.violinplot(data=data, x="condition", y="r", order=conditions, ax=ax, cut=0,
-                   inner="quart", density_norm="width", color="#9ecae1", linewidth=0.8)
-    for t in (-thresholds[0], thresholds[0]):
-        ax.axhline(t, color="0.5", lw=0.8, ls="--")
-    ax.axhline(thresholds[1], color="0.2", lw=0.8, ls="-.")
-    ax.set_xticks(range(len(conditions)),
-                  [f"{label(c)}\n{seeds_note(data[data['condition'] == c]['seed'].nunique())}"
-                   for c in conditions], rotation=30, ha="right")
-    ax.set_xlabel("")
-    ax.set_ylabel("per-unit Pearson r (perform vs observe)")
-    ax.set_ylim(-1.05, 1.05)
-
-
-def plot_condition_bars(ax, stats: pd.DataFrame, conditions: list[str],
-                        measures: list[str]) -> None:
-    """Bars of the across-seed mean per condition and measure with 95% CI error bars.
-
-    stats: long table condition, measure, n, mean, ci_low, ci_high (aggregate.robustness).
-    """
-    data = stats[stats["condition"].isin(conditions) & stats["measure"].isin(measures)]
-    if data.dropna(subset=["mean"]).empty:
-        return note(ax, "not measured in this sweep")
-    sns.barplot(data=data, x="condition", y="mean", hue="measure", order=conditions,
-                hue_order=measures, ax=ax, palette="colorblind", errorbar=None)
-    width = 0.8 / len(measures)
-    for i, condition in enumerate(conditions):
-        for j, measure in enumerate(measures):
-            row = data[(data["condition"] == condition) & (data["measure"] == measure)]
-            if row.empty or not np.isfinite(row["ci_low"].iloc[0]):
-                continue
-            r = row.iloc[0]
-            ax.errorbar(i - 0.4 + width * (j + 0.5), r["mean"],
-                        yerr=[[r["mean"] - r["ci_low"]], [r["ci_high"] - r["mean"]]],
-                        color="black", capsize=2.5, lw=1)
-    n = data.groupby("condition")["n"].max()
-    ax.set_xticks(range(len(conditions)),
-                  [f"{label(c)}\n{seeds_note(int(n.get(c, 0)))}" for c in conditions],
-                  rotation=30, ha="right")
-    ax.set_xlabel("")
-    ax.set_ylabel("fraction of units (mean over seeds, 95% CI)")
-    ax.legend(loc="upper right", frameon=False)
-
-
-def plot_lag_counts(ax, top: pd.DataFrame, max_lag: int) -> None:
-    """Counts of the peak cross-correlation lag of the top mirror units (pooled over seeds)."""
-    lags = top["peak_lag"].dropna() if "peak_lag" in top else pd.Series(dtype=float)
-    if lags.empty:
-        return note(ax, "no lag analysis for these units")
-    order = list(range(-max_lag, max_lag + 1))
-    sns.countplot(x=lags.astype(int), order=order, ax=ax, color="#6baed6")
-    ax.set_xlabel("peak lag (timesteps; > 0: observe lags perform)")
-    ax.set_ylabel("top mirror units")
-
-
-def plot_xcorr_curves(ax, top: pd.DataFrame, max_lag: int) -> None:
-    """Each top mirror unit's mean cross-correlation by lag (one faint line per unit)."""
-    from mirror_sweep.analysis.lags import lag_labels
-
-    columns = [c for c in lag_labels(max_lag) if c in top]
-    if top.empty or len(columns) != 2 * max_lag + 1:
-        return note(ax, "no cross-correlation curves for these units")
-    lags = np.arange(-max_lag, max_lag + 1)
-    ax.plot(lags, top[columns].to_numpy().T, color=PERFORM_COLOR, alpha=0.25, lw=0.8)
-    ax.axvline(0, color="0.5", lw=0.8, ls="--")
-    ax.set_xticks(lags)
-    ax.set_xlabel("lag (timesteps; > 0: observe lags perform)")
-    ax.set_ylabel("cross-correlation (mean over sequences)")
-
 
 # ---------------------------------------------------------------------------- per-run example
 @dataclass
