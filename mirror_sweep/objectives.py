@@ -9,9 +9,22 @@ from mirror_sweep.config import ObjectiveConfig
 from mirror_sweep.model import MirrorGRU
 
 
-def shuffle_across_sequences(labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Re-pair label rows with other sequences at random. labels: (B, T)."""
-    return labels[torch.randperm(len(labels), generator=generator)]
+def shuffle_across_sequences(labels: torch.Tensor, n_actions: int,
+                             generator: torch.Generator) -> torch.Tensor:
+    """Give every sequence the label row of another sequence of the batch.
+
+    A random cyclic derangement: no sequence keeps its own labels, because the ~1/B of rows that
+    a plain random permutation leaves in place would leak the true sensory -> action mapping
+    (enough, over 20 epochs, for argmax accuracy well above chance). A batch of one sequence has
+    no other row to borrow, so it gets uniformly random labels. labels: (B, T) int64.
+    """
+    n = len(labels)
+    if n < 2:
+        return torch.randint(0, n_actions, labels.shape, generator=generator)
+    order = torch.randperm(n, generator=generator)
+    shuffled = torch.empty_like(labels)
+    shuffled[order] = labels[order.roll(1)]
+    return shuffled
 
 
 def objective_losses(model: MirrorGRU, perform_hidden: torch.Tensor, observe_hidden: torch.Tensor,
@@ -29,7 +42,7 @@ def objective_losses(model: MirrorGRU, perform_hidden: torch.Tensor, observe_hid
     logits = model.action_head(observe_hidden)
     targets = batch["observe_actions"]
     if objective.shuffle_observe_labels:
-        targets = shuffle_across_sequences(targets, generator)
+        targets = shuffle_across_sequences(targets, logits.shape[-1], generator)
     forward = F.mse_loss(predicted_sensory, batch["perform_sensory"])
     inverse = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
     if objective.shared_readout:

@@ -8,7 +8,7 @@ from mirror_sweep import train as train_module
 from mirror_sweep.config import ObjectiveConfig, RunConfig, TrainConfig
 from mirror_sweep.env import make_effects, make_sequences
 from mirror_sweep.experiment import RunSeeds, build_model
-from mirror_sweep.objectives import objective_losses
+from mirror_sweep.objectives import objective_losses, shuffle_across_sequences
 from mirror_sweep.train import NonFiniteLossError, collect_hidden, to_tensors, train
 
 
@@ -53,6 +53,22 @@ def test_shuffled_observe_labels_are_a_repairing_of_the_true_labels():
                                 torch.Generator().manual_seed(0))
     assert shuffled["inverse"].item() != pytest.approx(plain["inverse"].item())
     torch.testing.assert_close(shuffled["forward"], plain["forward"])
+
+
+@pytest.mark.parametrize("n", [2, 3, 64])
+def test_shuffled_labels_never_keep_a_sequences_own_row(n):
+    labels = torch.arange(n).unsqueeze(1).repeat(1, 5)  # row i is all i: rows are identifiable
+    for seed in range(20):
+        shuffled = shuffle_across_sequences(labels, n, torch.Generator().manual_seed(seed))
+        assert (shuffled[:, 0] != labels[:, 0]).all()  # a derangement: no fixed point
+        assert sorted(shuffled[:, 0].tolist()) == list(range(n))  # every row used once
+        assert (shuffled == shuffled[:, :1]).all()  # whole rows move, time order kept
+
+
+def test_a_single_sequence_batch_gets_random_labels():
+    labels = torch.zeros(1, 500, dtype=torch.int64)
+    shuffled = shuffle_across_sequences(labels, 4, torch.Generator().manual_seed(0))
+    assert set(shuffled.unique().tolist()) == {0, 1, 2, 3}
 
 
 def test_shared_readout_trains_both_heads_in_both_modes():
