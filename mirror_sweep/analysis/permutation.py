@@ -51,9 +51,10 @@ def pairing_cross_products(perform: np.ndarray, observe: np.ndarray) -> np.ndarr
         unit u under pairing pi is sum_n C[n, pi(n), u] (nan for constant units).
     """
     n, t, h = perform.shape
-    z_p = standardize_units(flatten_samples(perform)).reshape(n, t, h)
+    z_p = standardize_units(flatten_samples(perform)).reshape(n, t, h) / (n * t)
     z_o = standardize_units(flatten_samples(observe)).reshape(n, t, h)
-    return np.einsum("ntu,mtu->nmu", z_p, z_o, optimize=True) / (n * t)
+    cross = np.matmul(z_p.transpose(2, 0, 1), z_o.transpose(2, 1, 0))  # (H, N, N), batched BLAS
+    return np.ascontiguousarray(cross.transpose(1, 2, 0))  # contiguous, so the null can reshape
 
 
 def null_from_cross_products(cross: np.ndarray, perms: np.ndarray, n_threads: int = 1
