@@ -12,13 +12,6 @@ from omegaconf import DictConfig
 
 from mirror_sweep import results
 
-JOB_CONFIG = Path(".hydra") / "config.yaml"
-
-
-def job_folders(sweep_dir: Path) -> list[Path]:
-    """Every Hydra job folder under `sweep_dir` (a folder holding .hydra/config.yaml)."""
-    return sorted(path.parent.parent for path in Path(sweep_dir).rglob(str(JOB_CONFIG)))
-
 
 def job_outcome(folder: Path, since: float) -> str:
     """complete (this sweep), skipped (complete before `since`), failed, incomplete or unreadable."""
@@ -36,7 +29,9 @@ def job_outcome(folder: Path, since: float) -> str:
 
 def count_outcomes(sweep_dir: Path, since: float) -> Counter:
     """How many job folders under `sweep_dir` ended in each outcome of `job_outcome`."""
-    return Counter(job_outcome(folder, since) for folder in job_folders(sweep_dir))
+    from mirror_sweep.aggregate import find_job_folders  # pandas: only once the sweep has ended
+
+    return Counter(job_outcome(folder, since) for folder in find_job_folders(sweep_dir))
 
 
 class SweepSummary(Callback):
