@@ -10,6 +10,7 @@ import time
 import pytest
 
 from mirror_sweep import results
+from mirror_sweep.aggregate import load_sweep
 from tests.conftest import TINY, run_cli
 
 
@@ -38,6 +39,8 @@ def test_a_job_killed_mid_training_is_never_complete(tmp_path):
     assert not results.is_complete(folder)
     with pytest.raises(results.RunFileError, match="status.json: run is running"):
         results.read_run(folder)
+    sweep = load_sweep(folder)  # aggregation lists it as failed, never as a finished run
+    assert sweep.runs.empty and list(sweep.failed.status) == ["running"]
 
 
 @pytest.mark.parametrize("name", ["units.csv", "summary.json", "history.csv", "decoding.csv",
