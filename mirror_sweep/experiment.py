@@ -105,7 +105,6 @@ def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
     units = result.units.copy()
     units.insert(units.columns.get_loc("r") + 1, "r_untrained", untrained_r)
     summary = {
-        "n_units": cfg.model.hidden_size,
         "n_parameters": sum(p.numel() for p in model.parameters()),
         "analysis_seed": seeds.analysis,  # lets figures redraw this run's permutation null
         **training_scalars(history, final_test),
