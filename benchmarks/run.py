@@ -27,12 +27,12 @@ from threadpoolctl import threadpool_limits
 
 from benchmarks import flops, sweep
 from benchmarks.bench_analysis import time_analysis
-from mirror_sweep import results
-from mirror_sweep.app import CONFIG_DIR, available_cores
-from mirror_sweep.config import RunConfig, to_run_config
-from mirror_sweep.env import make_effects, make_sequences
-from mirror_sweep.experiment import RunSeeds, build_model, run_experiment
-from mirror_sweep.train import train
+from mirror_sweep.config import CONFIG_DIR, RunConfig, to_run_config
+from mirror_sweep.run.env import make_effects, make_sequences
+from mirror_sweep.run.experiment import RunSeeds, build_model, run_experiment
+from mirror_sweep.run.threads import available_cores
+from mirror_sweep.run.train import train
+from mirror_sweep.sweep import results
 
 RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"
 GENERATED_START, GENERATED_END = "<!-- generated:start -->", "<!-- generated:end -->"

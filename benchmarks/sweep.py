@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+CONFIG_DIR = REPO / "mirror_sweep" / "conf"
 CLI = str(Path(sys.executable).parent / "mirror-sweep")
 LAUNCHERS = {
     "basic": [],
@@ -19,7 +20,7 @@ LAUNCHERS = {
 
 def launcher_args(name: str) -> list[str]:
     """Overrides selecting a launcher; falls back to the plugin's joblib if joblib_local is absent."""
-    if name == "joblib" and not (REPO / "conf/hydra/launcher/joblib_local.yaml").exists():
+    if name == "joblib" and not (CONFIG_DIR / "hydra/launcher/joblib_local.yaml").exists():
         return ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
     return LAUNCHERS[name]
 
@@ -73,6 +74,6 @@ def startup_times(repeats: int) -> dict[str, float]:
         "python_start_s": time_command([sys.executable, "-c", "pass"], repeats),
         "import_app_s": time_command([sys.executable, "-c", "import mirror_sweep.app"], repeats),
         "import_experiment_s": time_command(
-            [sys.executable, "-c", "import mirror_sweep.app, mirror_sweep.experiment"], repeats),
+            [sys.executable, "-c", "import mirror_sweep.app, mirror_sweep.run.experiment"], repeats),
         "cfg_job_s": time_command([CLI, "--cfg", "job"], repeats),
     }

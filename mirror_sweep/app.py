@@ -13,38 +13,25 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from mirror_sweep import results
-from mirror_sweep.config import ConfigError, RunConfig, config_hash, register_configs, to_run_config
+from mirror_sweep.config import (
+    CONFIG_DIR,
+    ConfigError,
+    RunConfig,
+    config_hash,
+    register_configs,
+    to_run_config,
+)
+from mirror_sweep.run.threads import torch_threads
+from mirror_sweep.sweep import results
 
 log = logging.getLogger("mirror_sweep")
 register_configs()
-# conf/ sits beside the package in the repository (an editable install keeps it there).
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
-
-
-def available_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-
-
-def torch_threads(requested: int | None, launcher: DictConfig) -> int:
-    """Threads per job so that parallel jobs x threads never exceed this machine's cores."""
-    if requested is not None:
-        return requested
-    if launcher.get("cpus_per_task"):  # submitit: the scheduler gives each job its own cpus
-        return int(launcher.cpus_per_task)
-    cores = available_cores()
-    n_jobs = launcher.get("n_jobs") or 1  # joblib: n_jobs workers share this machine
-    if n_jobs < 0:
-        n_jobs = max(1, cores + 1 + n_jobs)  # joblib's convention: -1 is every core
-    return max(1, cores // n_jobs)
-
-
 def execute(cfg: RunConfig, folder: Path, digest: str, threads: int) -> dict:
     """Run the experiment with `threads` threads and write its folder; returns the summary."""
     import torch
     from threadpoolctl import threadpool_limits
 
-    from mirror_sweep.experiment import run_experiment
+    from mirror_sweep.run.experiment import run_experiment
 
     torch.set_num_threads(threads)
     results.write_status(folder, "running", pid=os.getpid(), config_hash=digest)
@@ -116,7 +103,7 @@ def main(cfg: DictConfig) -> dict | None:
         if in_sweep:
             log.error("job %s failed (recorded in %s): %s", hydra_cfg.job.num, folder, error)
             return None
-        from mirror_sweep.train import NonFiniteLossError
+        from mirror_sweep.run.train import NonFiniteLossError
 
         # expected failure modes (non-finite training, invalid data): a message, not a traceback
         if isinstance(error, (NonFiniteLossError, ValueError)):

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mirror_sweep.aggregate import Sweep, SweepError, load_sweep, write_aggregate
+from mirror_sweep.sweep.aggregate import Sweep, SweepError, load_sweep, write_aggregate
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,7 +50,7 @@ def aggregate_main(argv: list[str] | None = None) -> int:
     print_summary(sweep, out_dir)
     # The figures and claims stage goes here (it reads `sweep` and writes into `out_dir`).
     if not sweep.runs.empty:
-        from mirror_sweep.report import write_report  # matplotlib only when reporting
+        from mirror_sweep.report.write import write_report  # matplotlib only when reporting
 
         write_report(sweep, out_dir, figures=not args.no_figures, n_boot=args.n_boot,
                      seed=args.seed)

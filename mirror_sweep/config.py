@@ -12,10 +12,14 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
+
+# The Hydra config tree ships inside the package, so an installed wheel finds it.
+CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
 
 
 class ConfigError(ValueError):

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from mirror_sweep.app import CONFIG_DIR
-from mirror_sweep.config import RunConfig, to_run_config
+from mirror_sweep.config import CONFIG_DIR, RunConfig, register_configs, to_run_config
 
 # A run small enough for a test: seconds, not minutes.
 TINY = [
@@ -23,6 +22,7 @@ TINY = [
 
 def compose_config(overrides: list[str] | None = None, tiny: bool = True):
     """The composed DictConfig for these overrides (on top of TINY unless tiny=False)."""
+    register_configs()  # the schema config.yaml extends
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return compose(config_name="config",
                        overrides=(TINY if tiny else []) + list(overrides or []))

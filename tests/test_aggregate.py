@@ -13,8 +13,9 @@ import pytest
 from omegaconf import OmegaConf
 from scipy import stats
 
-from mirror_sweep import aggregate, results
-from mirror_sweep.aggregate import (
+from mirror_sweep.cli import aggregate_main
+from mirror_sweep.sweep import aggregate, results
+from mirror_sweep.sweep.aggregate import (
     FAILED_COLUMNS,
     RUN_COLUMNS,
     SweepError,
@@ -22,7 +23,6 @@ from mirror_sweep.aggregate import (
     robustness,
     write_aggregate,
 )
-from mirror_sweep.cli import aggregate_main
 
 N_UNITS = 4
 
@@ -240,6 +240,6 @@ def test_only_failed_runs_writes_the_tables_and_exits_1(tmp_path, capsys):
 
 
 def test_aggregate_does_not_import_torch():
-    code = ("import sys, mirror_sweep.aggregate, mirror_sweep.cli; "
+    code = ("import sys, mirror_sweep.sweep.aggregate, mirror_sweep.cli; "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mirror_sweep import claims
-from mirror_sweep.aggregate import load_sweep
-from mirror_sweep.claims import CLAIMS, FAILS, HOLDS, NOT_MEASURED, Claim, evaluate_claims
 from mirror_sweep.cli import aggregate_main
+from mirror_sweep.report import claims
+from mirror_sweep.report.claims import CLAIMS, FAILS, HOLDS, NOT_MEASURED, Claim, evaluate_claims
+from mirror_sweep.sweep.aggregate import load_sweep
 from tests.test_figures import tiny_sweep_dir
 
 MAIN = "shared_bidirectional"

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mirror_sweep import results
+from mirror_sweep.sweep import results
 from tests.conftest import TINY, run_cli
 
 

@@ -6,8 +6,15 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from mirror_sweep.app import CONFIG_DIR, torch_threads
-from mirror_sweep.config import ConfigError, Dynamics, Pairing, config_hash, to_run_config
+from mirror_sweep.config import (
+    CONFIG_DIR,
+    ConfigError,
+    Dynamics,
+    Pairing,
+    config_hash,
+    to_run_config,
+)
+from mirror_sweep.run.threads import torch_threads
 from tests.conftest import compose_config
 
 GROUPS = ["env", "model", "objective", "data_pairing", "condition"]

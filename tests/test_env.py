@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from mirror_sweep.config import Dynamics, EnvConfig, Pairing
-from mirror_sweep.env import make_effects, make_sequences, simulate
+from mirror_sweep.run.env import make_effects, make_sequences, simulate
 
 
 def test_linear_dynamics_follow_the_formula():

@@ -3,7 +3,7 @@
 import pytest
 
 from mirror_sweep.config import to_run_config
-from mirror_sweep.experiment import run_experiment
+from mirror_sweep.run.experiment import run_experiment
 from tests.conftest import compose_config
 from tests.test_config import GROUPS, options
 

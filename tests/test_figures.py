@@ -16,8 +16,9 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from mirror_sweep import figures, results
-from mirror_sweep.aggregate import Sweep, load_sweep
+from mirror_sweep.report import figures
+from mirror_sweep.sweep import results
+from mirror_sweep.sweep.aggregate import Sweep, load_sweep
 from tests.conftest import TINY, run_cli
 
 matplotlib.use("Agg")

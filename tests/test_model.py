@@ -1,6 +1,6 @@
 import torch
 
-from mirror_sweep.model import MirrorGRU
+from mirror_sweep.run.model import MirrorGRU
 
 
 def gru_weight_ids(model):

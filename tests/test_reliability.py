@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from mirror_sweep import results
-from mirror_sweep.aggregate import load_sweep
+from mirror_sweep.sweep import results
+from mirror_sweep.sweep.aggregate import load_sweep
 from tests.conftest import TINY, run_cli
 
 

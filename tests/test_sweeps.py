@@ -13,11 +13,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from mirror_sweep import results
-from mirror_sweep.aggregate import load_sweep, write_aggregate
-from mirror_sweep.config import register_configs
+from mirror_sweep.config import CONFIG_DIR, register_configs
+from mirror_sweep.sweep import results
+from mirror_sweep.sweep.aggregate import load_sweep, write_aggregate
 
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 CONDITIONS = sorted(p.stem for p in (Path(CONFIG_DIR) / "condition").glob("*.yaml"))
 # Seconds per job. batch_size=8 gives 4 batches, so train.lr=1e30 fails mid-training (batch 1).
 SMALL = ["data.n_train=32", "data.n_test=20", "train.epochs=1", "train.batch_size=8",

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from mirror_sweep import train as train_module
 from mirror_sweep.config import ObjectiveConfig, RunConfig, TrainConfig
-from mirror_sweep.env import make_effects, make_sequences
-from mirror_sweep.experiment import RunSeeds, build_model
-from mirror_sweep.objectives import objective_losses, shuffle_across_sequences
-from mirror_sweep.train import NonFiniteLossError, collect_hidden, to_tensors, train
+from mirror_sweep.run import train as train_module
+from mirror_sweep.run.env import make_effects, make_sequences
+from mirror_sweep.run.experiment import RunSeeds, build_model
+from mirror_sweep.run.objectives import objective_losses, shuffle_across_sequences
+from mirror_sweep.run.train import NonFiniteLossError, collect_hidden, to_tensors, train
 
 
 def small_setup(objective=None, hidden=16, n_train=128):

@@ -12,9 +12,9 @@ import torch
 
 from mirror_sweep.analysis import analyze_activations, headline_metrics
 from mirror_sweep.config import RunConfig
-from mirror_sweep.env import make_effects, make_sequences
-from mirror_sweep.model import MirrorGRU
-from mirror_sweep.train import (
+from mirror_sweep.run.env import make_effects, make_sequences
+from mirror_sweep.run.model import MirrorGRU
+from mirror_sweep.run.train import (
     HISTORY_COLUMNS,
     EpochCallback,
     collect_hidden,

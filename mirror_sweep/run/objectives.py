@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from mirror_sweep.config import ObjectiveConfig
-from mirror_sweep.model import MirrorGRU
+from mirror_sweep.run.model import MirrorGRU
 
 
 def shuffle_across_sequences(labels: torch.Tensor, n_actions: int,

@@ -1,7 +1,7 @@
 """Load a sweep's run folders into tidy pandas tables and summarise them across seeds (no torch).
 
 A sweep folder holds Hydra job folders (any folder with `.hydra/config.yaml`, at any depth); each
-job folder holds a run written by `mirror_sweep.results`. `load_sweep` joins every job's config,
+job folder holds a run written by `mirror_sweep.sweep.results`. `load_sweep` joins every job's config,
 overrides and group choices to its tables; `robustness` summarises runs across seeds with a
 bootstrap CI; `write_aggregate` writes the tables as CSV files. Per-run files are only read.
 """
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from mirror_sweep import results
+from mirror_sweep.sweep import results
 
 HYDRA_DIR = ".hydra"
 GROUP_CHOICES = ["env", "model", "objective", "data_pairing"]

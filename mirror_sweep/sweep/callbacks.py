@@ -10,7 +10,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from mirror_sweep import results
+from mirror_sweep.sweep import results
 
 
 def job_outcome(folder: Path, since: float) -> str:
@@ -29,7 +29,9 @@ def job_outcome(folder: Path, since: float) -> str:
 
 def count_outcomes(sweep_dir: Path, since: float) -> Counter:
     """How many job folders under `sweep_dir` ended in each outcome of `job_outcome`."""
-    from mirror_sweep.aggregate import find_job_folders  # pandas: only once the sweep has ended
+    from mirror_sweep.sweep.aggregate import (
+        find_job_folders,  # pandas: only once the sweep has ended
+    )
 
     return Counter(job_outcome(folder, since) for folder in find_job_folders(sweep_dir))
 

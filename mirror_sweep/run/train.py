@@ -10,9 +10,9 @@ import numpy as np
 import torch
 
 from mirror_sweep.config import ObjectiveConfig, TrainConfig
-from mirror_sweep.env import SequenceSet
-from mirror_sweep.model import MirrorGRU
-from mirror_sweep.objectives import objective_losses
+from mirror_sweep.run.env import SequenceSet
+from mirror_sweep.run.model import MirrorGRU
+from mirror_sweep.run.objectives import objective_losses
 
 
 class NonFiniteLossError(RuntimeError):

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mirror_sweep import results
-from mirror_sweep.aggregate import Sweep, robustness
+from mirror_sweep.sweep import results
+from mirror_sweep.sweep.aggregate import Sweep, robustness
 
 MAIN = "shared_bidirectional"
 HOLDS, FAILS, NOT_MEASURED = "holds", "does not hold", "not measured"

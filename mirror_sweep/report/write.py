@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mirror_sweep.aggregate import Sweep
-from mirror_sweep.claims import compact_table, write_claims
+from mirror_sweep.report.claims import compact_table, write_claims
+from mirror_sweep.sweep.aggregate import Sweep
 
 FIGURES_DIR = "figures"
 
@@ -28,7 +28,7 @@ def write_report(sweep: Sweep, out_dir: Path | str, figures: bool = True, n_boot
     print(compact_table(table))
     print(f"  rules and details: {out / 'claims.md'}")
     if figures:
-        from mirror_sweep.figures import draw_figures  # matplotlib only when drawing
+        from mirror_sweep.report.figures import draw_figures  # matplotlib only when drawing
 
         drawn = draw_figures(sweep, out / FIGURES_DIR, example_run=example_run, n_boot=n_boot,
                              seed=seed)

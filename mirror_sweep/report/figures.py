@@ -1,6 +1,6 @@
 """The paper's Figures 1-4 from an aggregated sweep (matplotlib Agg, seaborn).
 
-The panels (`mirror_sweep.panels`, `plot_*`) take DataFrames/arrays and a matplotlib `ax`; they
+The panels (`mirror_sweep.report.panels`, `plot_*`) take DataFrames/arrays and a matplotlib `ax`; they
 read no files and compute no statistics (across-seed means and CIs come from `aggregate.robustness`, per-unit
 statistics from the runs' analyses, the permutation null from `analysis.permutation_null`).
 `load_example` is the one loader of per-run arrays (activations) for the per-run panels, and
@@ -21,10 +21,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from mirror_sweep import results
-from mirror_sweep.aggregate import Sweep, robustness
 from mirror_sweep.analysis import permutation_null
-from mirror_sweep.panels import (
+from mirror_sweep.report.panels import (
     MAIN,
     label,
     main_condition,
@@ -44,6 +42,8 @@ from mirror_sweep.panels import (
     seeds_note,
     top_units,
 )
+from mirror_sweep.sweep import results
+from mirror_sweep.sweep.aggregate import Sweep, robustness
 
 DPI = 200
 FORMATS = ("png", "pdf")
