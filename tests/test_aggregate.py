@@ -14,15 +14,15 @@ from omegaconf import OmegaConf
 from scipy import stats
 
 from mirror_sweep.cli import aggregate_main
-from mirror_sweep.sweep import aggregate, results
+from mirror_sweep.sweep import results
 from mirror_sweep.sweep.aggregate import (
     FAILED_COLUMNS,
     RUN_COLUMNS,
     SweepError,
     load_sweep,
-    robustness,
     write_aggregate,
 )
+from mirror_sweep.sweep.summaries import robustness, summarise
 
 N_UNITS = 4
 
@@ -159,7 +159,7 @@ def test_robustness_ci_brackets_the_mean_and_matches_a_plain_loop(tmp_path):
 
 def test_bootstrap_ci_agrees_with_scipy():
     x = np.random.default_rng(0).normal(1.0, 2.0, size=(40, 1))
-    low, high = aggregate.summarise(x, n_boot=20_000, seed=0, level=0.95)[0, 3:]
+    low, high = summarise(x, n_boot=20_000, seed=0, level=0.95)[0, 3:]
     ref = stats.bootstrap((x[:, 0],), np.mean, n_resamples=20_000, method="percentile",
                           random_state=1).confidence_interval
     assert low == pytest.approx(ref.low, abs=0.05) and high == pytest.approx(ref.high, abs=0.05)

@@ -2,7 +2,7 @@
 
 Each claim is a `Claim` (which condition, which per-run metric, which rule). `evaluate_claims`
 turns a table of across-seed statistics into verdicts with pure functions; `measure` builds that
-table from a sweep with `aggregate.robustness`; `write_claims` writes claims.csv and claims.md.
+table from a sweep with `summaries.robustness`; `write_claims` writes claims.csv and claims.md.
 
 The rules (see RULES and docs/figures_and_claims.md) were fixed before any sweep was looked at
 and are never adjusted to match the paper. The paper's numbers are claims under test.
@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from mirror_sweep.sweep import results
-from mirror_sweep.sweep.aggregate import Sweep, robustness
+from mirror_sweep.sweep.aggregate import Sweep
+from mirror_sweep.sweep.summaries import robustness
 
 MAIN = "shared_bidirectional"
 HOLDS, FAILS, NOT_MEASURED = "holds", "does not hold", "not measured"
@@ -55,7 +56,7 @@ RULES = {
 }
 GENERAL_RULES = [
     ("Every statistic is over seeds: the mean of a per-run metric across the complete runs of a "
-     "condition, with a 95% bootstrap percentile CI of that mean (aggregate.robustness)."),
+     "condition, with a 95% bootstrap percentile CI of that mean (summaries.robustness)."),
     ("not measured: the condition is absent from the sweep, fewer than 2 seeds have a finite "
      "value, the metric is missing, the run's thresholds differ from the paper's (0.6, 0.75), or "
      "the decoding null is too small for p < 0.05 (1/(B+1) >= 0.05)."),
@@ -197,7 +198,7 @@ def measure(sweep: Sweep, n_boot: int = 10_000, seed: int = 0) -> tuple[pd.DataF
     """Across-seed statistics of every metric the claims use, and the context they need.
 
     Returns:
-        (stats, context): stats from aggregate.robustness (condition, metric, n, mean, sd,
+        (stats, context): stats from summaries.robustness (condition, metric, n, mean, sd,
         ci_low, ci_high); context: main (the main condition's label or None),
         threshold_mismatch (conditions whose thresholds differ from the paper's), notes.
     """
@@ -315,7 +316,7 @@ def evaluate_claims(stats: pd.DataFrame, context: dict,
     """Verdicts for every claim from across-seed statistics (a pure function of its inputs).
 
     Args:
-        stats: columns condition, metric, n, mean, ci_low, ci_high (aggregate.robustness).
+        stats: columns condition, metric, n, mean, ci_low, ci_high (summaries.robustness).
         context: {"main": the main condition's label or None, "threshold_mismatch": [labels]}.
         claims: default CLAIMS.
 

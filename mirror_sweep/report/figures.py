@@ -1,7 +1,7 @@
 """The paper's Figures 1-4 from an aggregated sweep (matplotlib Agg, seaborn).
 
 The panels (`mirror_sweep.report.panels`, `plot_*`) take DataFrames/arrays and a matplotlib `ax`; they
-read no files and compute no statistics (across-seed means and CIs come from `aggregate.robustness`, per-unit
+read no files and compute no statistics (across-seed means and CIs come from `summaries.robustness`, per-unit
 statistics from the runs' analyses, the permutation null from `analysis.permutation_null`).
 `load_example` is the one loader of per-run arrays (activations) for the per-run panels, and
 `draw_figures` assembles the figures into PNG and PDF files.
@@ -43,7 +43,8 @@ from mirror_sweep.report.panels import (
     top_units,
 )
 from mirror_sweep.sweep import results
-from mirror_sweep.sweep.aggregate import Sweep, robustness
+from mirror_sweep.sweep.aggregate import Sweep
+from mirror_sweep.sweep.summaries import robustness
 
 DPI = 200
 FORMATS = ("png", "pdf")
@@ -322,7 +323,7 @@ def draw_figures(sweep: Sweep, out_dir: Path | str, example_run: str | None = No
         out_dir: usually SWEEP_DIR/aggregate/figures (created).
         example_run: run_id of the run for the per-run panels; default the main condition's
             lowest seed (else the first run).
-        n_boot, seed: bootstrap of the across-seed CIs (aggregate.robustness).
+        n_boot, seed: bootstrap of the across-seed CIs (summaries.robustness).
 
     Returns:
         The written files, figure by figure (png, pdf).

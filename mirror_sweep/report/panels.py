@@ -1,7 +1,7 @@
 """Plot panels for the paper's figures: each takes DataFrames/arrays and a matplotlib `ax`.
 
 They read no files and compute no statistics (across-seed means and CIs come from
-`aggregate.robustness`, per-unit statistics from the runs' analyses); each degrades to a note in
+`summaries.robustness`, per-unit statistics from the runs' analyses); each degrades to a note in
 the panel when its data is missing.
 """
 
@@ -190,7 +190,7 @@ def plot_condition_measures(ax, values: pd.DataFrame, stats: pd.DataFrame,
     """Per-seed values (points) with the across-seed mean and 95% CI (bars) per condition.
 
     values: long table condition, measure, value (one row per run and measure).
-    stats: long table condition, measure, mean, ci_low, ci_high (from aggregate.robustness).
+    stats: long table condition, measure, mean, ci_low, ci_high (from summaries.robustness).
     conditions: y order; measures: hue order. band: a shaded reference range on x, drawn on
     the row of `band_condition` (every row when None).
     """
@@ -276,7 +276,7 @@ def plot_condition_bars(ax, stats: pd.DataFrame, conditions: list[str],
                         measures: list[str]) -> None:
     """Bars of the across-seed mean per condition and measure with 95% CI error bars.
 
-    stats: long table condition, measure, n, mean, ci_low, ci_high (aggregate.robustness).
+    stats: long table condition, measure, n, mean, ci_low, ci_high (summaries.robustness).
     """
     data = stats[stats["condition"].isin(conditions) & stats["measure"].isin(measures)]
     if data.dropna(subset=["mean"]).empty:
