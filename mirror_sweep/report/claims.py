@@ -17,24 +17,28 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mirror_sweep.report.paper import (
+    ABS_THRESHOLD,
+    CLAIM_RANGES,
+    MAIN,
+    MAX_R,
+    MIN_R,
+    PAPER_CONFIG,
+    PAPER_THRESHOLDS,
+    POS_THRESHOLD,
+    main_condition,
+    paper_size_runs,
+)
 from mirror_sweep.sweep import results
 from mirror_sweep.sweep.aggregate import Sweep
 from mirror_sweep.sweep.summaries import robustness
 
-MAIN = "shared_bidirectional"
 HOLDS, FAILS, NOT_MEASURED = "holds", "does not hold", "not measured"
 ALPHA = 0.05  # per-run decoding p-value level
 MIN_SIGNIFICANT_SHARE = 0.8  # share of seeds whose decoding p < ALPHA, for "above chance"
-TOLERANCE = 0.05  # "r ≈ x" in the paper read as x ± TOLERANCE
 COLUMNS = ["claim_id", "claim", "paper_value", "condition", "metric", "measured_mean", "ci_low",
            "ci_high", "n_seeds", "verdict", "rule", "reference_condition", "reference_mean",
            "reference_ci_low", "reference_ci_high", "note"]
-# The paper's configuration (Methods): deviations are listed in the report, and a threshold
-# that differs makes the threshold claims unmeasured (the metric would not be the paper's).
-PAPER_CONFIG = {"model.hidden_size": 96, "data.n_train": 2000, "data.n_test": 300,
-                "train.epochs": 20, "train.batch_size": 64, "train.lr": 1e-3,
-                "env.seq_len": 12, "env.sensory_dim": 16}
-PAPER_THRESHOLDS = {"analysis.abs_threshold": 0.6, "analysis.pos_threshold": 0.75}
 THRESHOLD_METRICS = {"frac_abs_r_gt", "frac_r_gt", "excess_frac_abs_r_gt",
                      "time_centred_frac_abs_r_gt", "frac_abs_r_gt_over_untrained"}
 # Which test each rule name applies; the text is what the report prints.
@@ -58,7 +62,8 @@ GENERAL_RULES = [
     ("Every statistic is over seeds: the mean of a per-run metric across the complete runs of a "
      "condition, with a 95% bootstrap percentile CI of that mean (summaries.robustness)."),
     ("not measured: the condition is absent from the sweep, fewer than 2 seeds have a finite "
-     "value, the metric is missing, the run's thresholds differ from the paper's (0.6, 0.75), or "
+     f"value, the metric is missing, the run's thresholds differ from the paper's "
+     f"({ABS_THRESHOLD:g}, {POS_THRESHOLD:g}), or "
      "the decoding null is too small for p < 0.05 (1/(B+1) >= 0.05)."),
     "Otherwise the claim's rule decides between holds and does not hold.",
     ("The rules were fixed before looking at any sweep's results and are never adjusted to match "
@@ -81,7 +86,8 @@ class Claim:
     reference: str | None = None
 
 
-METRIC_WORDS = {"frac_abs_r_gt": "|r| > 0.6 fraction", "frac_r_gt": "r > 0.75 fraction"}
+METRIC_WORDS = {"frac_abs_r_gt": f"|r| > {ABS_THRESHOLD:g} fraction",
+                "frac_r_gt": f"r > {POS_THRESHOLD:g} fraction"}
 
 
 def _removes(cid, condition, what, paper, metric="frac_abs_r_gt", rule="removes"):
@@ -90,14 +96,14 @@ def _removes(cid, condition, what, paper, metric="frac_abs_r_gt", rule="removes"
 
 
 CLAIMS = [
-    Claim("C1", "~35-40% of units have |r| > 0.6 (main run)", "0.35-0.40", "main",
-          "frac_abs_r_gt", "overlaps", 0.35, 0.40),
-    Claim("C2", "~25-30% of units have r > 0.75 (main run)", "0.25-0.30", "main",
-          "frac_r_gt", "overlaps", 0.25, 0.30),
-    Claim("C3", "units reach r ≈ 0.9 (max r = 0.912)", "0.912", "main", "max_r", "overlaps",
-          0.912 - TOLERANCE, 1.0),
-    Claim("C4", "an anti-mirror unit with r ≈ -0.79 exists (min r)", "-0.791", "main", "min_r",
-          "overlaps", -1.0, -0.791 + TOLERANCE),
+    Claim("C1", f"~35-40% of units have |r| > {ABS_THRESHOLD:g} (main run)", "0.35-0.40", "main",
+          "frac_abs_r_gt", "overlaps", *CLAIM_RANGES["frac_abs_r_gt"]),
+    Claim("C2", f"~25-30% of units have r > {POS_THRESHOLD:g} (main run)", "0.25-0.30", "main",
+          "frac_r_gt", "overlaps", *CLAIM_RANGES["frac_r_gt"]),
+    Claim("C3", f"units reach r ≈ 0.9 (max r = {MAX_R:g})", f"{MAX_R:g}", "main", "max_r",
+          "overlaps", *CLAIM_RANGES["max_r"]),
+    Claim("C4", "an anti-mirror unit with r ≈ -0.79 exists (min r)", f"{MIN_R:g}", "main",
+          "min_r", "overlaps", *CLAIM_RANGES["min_r"]),
     Claim("C5a", "cross-decoding perform -> observe above chance", "above chance", "main",
           "decode_perform_to_observe_above_chance", "decodes"),
     Claim("C5b", "cross-decoding observe -> perform above chance", "above chance", "main",
@@ -116,11 +122,11 @@ CLAIMS = [
     _removes("C7b", "independent_train_pairing", "pairing error (train only) destroys",
              "destroyed"),
     _removes("C8", "randomized_dynamics", "random dynamics weaken", "weaker", rule="reduces"),
-    Claim("C9", "|r| > 0.6 fraction exceeds the same run at initial weights", "implicit",
+    Claim("C9", f"|r| > {ABS_THRESHOLD:g} fraction exceeds the same run at initial weights", "implicit",
           "main", "frac_abs_r_gt_over_untrained", "above_zero"),
-    Claim("C10", "time-centred |r| > 0.6 fraction exceeds the untrained condition's",
+    Claim("C10", f"time-centred |r| > {ABS_THRESHOLD:g} fraction exceeds the untrained condition's",
           "implicit", "main", "time_centred_frac_abs_r_gt", "exceeds", reference="untrained"),
-    Claim("C11", "|r| > 0.6 fraction exceeds its permutation-null mean", "implicit", "main",
+    Claim("C11", f"|r| > {ABS_THRESHOLD:g} fraction exceeds its permutation-null mean", "implicit", "main",
           "excess_frac_abs_r_gt", "above_zero"),
     Claim("C12", "congruent action tuning above chance (fraction minus chance)", "implicit",
           "main", "frac_congruent_over_chance", "above_zero"),
@@ -168,32 +174,6 @@ def needed_metrics(claims: list[Claim]) -> list[str]:
     return sorted({c.metric for c in claims} | set(extra) | {"decode_min_p"})
 
 
-def main_condition(runs: pd.DataFrame) -> str | None:
-    """The paper's condition label in this sweep: shared_bidirectional, else "default" when
-    those runs use the default groups (a plain run), else None."""
-    conditions = set(runs.get("condition", pd.Series(dtype=object)).dropna())
-    if MAIN in conditions:
-        return MAIN
-    defaults = {"model": "shared_gru", "objective": "bidirectional", "data_pairing": "paired",
-                "env": "linear"}
-    if "default" in conditions:
-        rows = runs[runs["condition"] == "default"]
-        same = all(k not in rows or (rows[k] == v).all() for k, v in defaults.items())
-        trained = "train.enabled" not in rows or rows["train.enabled"].astype(bool).all()
-        if same and trained:
-            return "default"
-    return None
-
-
-def claim_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
-    """The runs the claims use: those at the paper's hidden size when the sweep varies it."""
-    if "hidden_size" in runs and runs["hidden_size"].nunique() > 1:
-        if (runs["hidden_size"] == 96).any():
-            return runs[runs["hidden_size"] == 96], "hidden size varies: claims use H = 96 runs"
-        return runs.iloc[0:0], "hidden size varies and no run has the paper's H = 96"
-    return runs, None
-
-
 def measure(sweep: Sweep, n_boot: int = 10_000, seed: int = 0) -> tuple[pd.DataFrame, dict]:
     """Across-seed statistics of every metric the claims use, and the context they need.
 
@@ -202,7 +182,7 @@ def measure(sweep: Sweep, n_boot: int = 10_000, seed: int = 0) -> tuple[pd.DataF
         ci_low, ci_high); context: main (the main condition's label or None),
         threshold_mismatch (conditions whose thresholds differ from the paper's), notes.
     """
-    runs, note = claim_runs(sweep.runs)
+    runs, note = paper_size_runs(sweep.runs)
     derived = derive_metrics(runs)
     stats = robustness(derived, metrics=needed_metrics(CLAIMS), n_boot=n_boot, seed=seed)
     stats = stats.drop(columns=[c for c in stats if c == "hidden_size"])
@@ -292,7 +272,8 @@ def evaluate_claim(claim: Claim, stats: pd.DataFrame, context: dict) -> dict:
             reason = f"decoding null too small: smallest possible p = {min_p['mean']:.3g}"
     if reason is None and claim.metric in THRESHOLD_METRICS and (
             {condition, reference} & set(context.get("threshold_mismatch", []))):
-        reason = "the sweep's r thresholds differ from the paper's (0.6, 0.75)"
+        reason = ("the sweep's r thresholds differ from the paper's "
+                  f"({ABS_THRESHOLD:g}, {POS_THRESHOLD:g})")
     verdict = NOT_MEASURED if reason else (HOLDS if decide(claim, row, ref, extra) else FAILS)
     note = reason or ""
     if extra is not None and not reason:
@@ -388,7 +369,7 @@ def write_claims(sweep: Sweep, out_dir: Path | str, n_boot: int = 10_000,
     stats, context = measure(sweep, n_boot=n_boot, seed=seed)
     table = evaluate_claims(stats, context)
     results.write_table(out / "claims.csv", table)
-    runs, _ = claim_runs(sweep.runs)
+    runs, _ = paper_size_runs(sweep.runs)
     text = claims_markdown(table, sweep.path, runs, context)
     results.write_atomic(out / "claims.md", lambda f: f.write(text))
     return table

@@ -22,10 +22,18 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from mirror_sweep.analysis import permutation_null
-from mirror_sweep.report.panels import (
+from mirror_sweep.report.paper import (
+    ABS_THRESHOLD,
+    ANTI_THRESHOLD,
+    CLAIM_RANGES,
     MAIN,
-    label,
+    POS_THRESHOLD,
     main_condition,
+    paper_size_runs,
+    paper_thresholds_used,
+)
+from mirror_sweep.report.panels import (
+    label,
     note,
     ordered_conditions,
     plot_condition_bars,
@@ -87,7 +95,7 @@ def choose_example(sweep: Sweep, run_id: str | None = None) -> pd.Series | None:
         if match.empty:
             raise ValueError(f"example run {run_id!r} is not a complete run of {sweep.path}")
         return match.iloc[0]
-    main = main_condition(runs["condition"])
+    main = main_condition(runs)
     pool = runs[runs["condition"] == main] if main else runs
     return pool.sort_values(["seed", "run_id"]).iloc[0]
 
@@ -148,10 +156,11 @@ def long_stats(stats: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
 
 
 def thresholds_of(runs: pd.DataFrame) -> tuple[float, float]:
-    """The sweep's |r| and r thresholds (the paper's 0.6 and 0.75 when not recorded)."""
+    """The sweep's |r| and r thresholds (the paper's when not recorded)."""
     def value(key, default):
         return float(runs[key].iloc[0]) if key in runs and len(runs) else default
-    return value("analysis.abs_threshold", 0.6), value("analysis.pos_threshold", 0.75)
+    return (value("analysis.abs_threshold", ABS_THRESHOLD),
+            value("analysis.pos_threshold", POS_THRESHOLD))
 
 
 def figure_title(fig, text: str, sweep: Sweep) -> None:
@@ -171,7 +180,7 @@ def figure1(sweep: Sweep, example: Example | None, conditions: list[str]) -> Fig
     else:
         plot_r_heatmap(ax_a, example.units, f": {label(example.condition)}, seed {example.seed}"
                        " (rows: trained r and its controls)")
-    main = main_condition(conditions)
+    main = main_condition(sweep.runs)
     pair = [main or (conditions[0] if conditions else MAIN), "separate_cores"]
     plot_r_histograms(ax_b, sweep.units, pair, (abs_t, pos_t))
     ax_b.set_title("B  r distribution: shared vs separate cores", loc="left")
@@ -208,11 +217,12 @@ def figure2(sweep: Sweep, example: Example | None, conditions: list[str],
                               float(row["p_value"]) if "p_value" in row else None, unit)
     ax_a.set_title(f"A  Permutation null, top unit\n({label(example.condition)}, seed "
                    f"{example.seed})" if example else "A  Permutation null", loc="left")
-    main = main_condition(conditions)
-    paper_t = np.isclose([abs_t, pos_t], [0.6, 0.75]).all()  # the paper's range is at these
-    for ax, panel, prefix, name, band in [
-            (ax_b1, "B1", "frac_abs_r_gt", f"|r| > {abs_t:g}", (0.35, 0.40) if paper_t else None),
-            (ax_b2, "B2", "frac_r_gt", f"r > {pos_t:g}", (0.25, 0.30) if paper_t else None)]:
+    main = main_condition(sweep.runs)
+    paper_t = paper_thresholds_used(abs_t, pos_t)  # the paper's ranges are at its thresholds
+    for ax, panel, prefix, name in [(ax_b1, "B1", "frac_abs_r_gt", f"|r| > {abs_t:g}"),
+                                    (ax_b2, "B2", "frac_r_gt", f"r > {pos_t:g}")]:
+        # The paper's range, on the main condition's row only (no band without one).
+        band = CLAIM_RANGES[prefix] if paper_t and main is not None else None
         columns = {"trained": prefix, "time-centred r": f"time_centred_{prefix}",
                    "initial weights": f"untrained_{prefix}",
                    "permutation null (mean)": f"null_mean_{prefix}"}
@@ -262,7 +272,7 @@ def figure4(sweep: Sweep, example: Example | None, conditions: list[str]) -> Fig
     (C) the most negative unit's trace."""
     fig = Figure(figsize=(15, 5.2), layout="constrained")
     ax_a, ax_b, ax_c = fig.subplots(1, 3, width_ratios=[1, 1, 1.5])
-    main = main_condition(conditions) or (conditions[0] if conditions else None)
+    main = main_condition(sweep.runs) or (conditions[0] if conditions else None)
     units = sweep.units[sweep.units["condition"] == main] if main else sweep.units.iloc[0:0]
     top = top_units(units) if len(units) else units
     max_lag = int(sweep.runs["analysis.max_lag"].iloc[0]) if "analysis.max_lag" in sweep.runs \
@@ -274,7 +284,7 @@ def figure4(sweep: Sweep, example: Example | None, conditions: list[str]) -> Fig
     plot_xcorr_curves(ax_b, top, max_lag)
     ax_b.set_title("B  Cross-correlation by lag (same units)", loc="left")
     anti_t = float(sweep.runs["analysis.anti_threshold"].iloc[0]) \
-        if "analysis.anti_threshold" in sweep.runs and len(sweep.runs) else -0.6
+        if "analysis.anti_threshold" in sweep.runs and len(sweep.runs) else ANTI_THRESHOLD
     if example is None or example.perform is None or example.anti is None:
         note(ax_c, example.missing if example else "no complete run")
         ax_c.set_title("C  Most negative (anti-mirror) unit", loc="left")
@@ -292,21 +302,20 @@ def figure4(sweep: Sweep, example: Example | None, conditions: list[str]) -> Fig
 
 
 def one_hidden_size(sweep: Sweep, example_run: str | None = None) -> tuple[Sweep, str]:
-    """The sweep restricted to one hidden size when it varies (the example run's, else the
-    paper's 96, else the largest), and a note saying so ("" when nothing was dropped)."""
+    """The sweep restricted by paper.paper_size_runs (the example run's hidden size when one is
+    named), and its note ("" when nothing was dropped)."""
     runs = sweep.runs
-    if "hidden_size" not in runs or runs["hidden_size"].nunique() <= 1:
+    h = None
+    if example_run is not None and "hidden_size" in runs and (
+            runs["run_id"].astype(str) == str(example_run)).any():
+        h = runs.loc[runs["run_id"].astype(str) == str(example_run), "hidden_size"].iloc[0]
+    kept, restriction = paper_size_runs(runs, h)
+    if not restriction:
         return sweep, ""
-    sizes = runs["hidden_size"]
-    if example_run is not None and (runs["run_id"].astype(str) == str(example_run)).any():
-        h = sizes[runs["run_id"].astype(str) == str(example_run)].iloc[0]
-    else:
-        h = 96 if (sizes == 96).any() else sizes.max()
-    keep = set(runs.loc[sizes == h, "run_id"])
+    keep = set(kept["run_id"])
     tables = {name: getattr(sweep, name) for name in ("runs", "units", "decoding", "history")}
     return (dataclasses.replace(sweep, **{name: t[t["run_id"].isin(keep)]
-                                          for name, t in tables.items()}),
-            f"H = {h} runs only")
+                                          for name, t in tables.items()}), restriction)
 
 
 FIGURE_METRICS = [f"{p}{m}" for m in ("frac_abs_r_gt", "frac_r_gt")

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-MAIN = "shared_bidirectional"
+from mirror_sweep.report.paper import ABS_THRESHOLD, POS_THRESHOLD
 # Display order and short labels of the conditions in conf/condition/ (others follow, sorted).
 CONDITION_LABELS = {
-    "shared_bidirectional": "shared core (main)", "default": "default (main config)",
+    "shared_bidirectional": "shared core (main)", "default": "default config",
     "separate_cores": "separate cores", "forward_only": "forward only",
     "shuffled_observe": "shuffled observe", "independent_pairing": "pairing error",
     "independent_train_pairing": "pairing error (train)",
@@ -50,11 +50,6 @@ def ordered_conditions(conditions) -> list[str]:
     present = {str(c) for c in conditions if pd.notna(c)}
     known = [c for c in CONDITION_LABELS if c in present]
     return known + sorted(present - set(known))
-
-
-def main_condition(conditions) -> str | None:
-    present = set(conditions)
-    return next((c for c in (MAIN, "default") if c in present), None)
 
 
 def seeds_note(n: int) -> str:
@@ -96,7 +91,7 @@ def plot_r_heatmap(ax, units_run: pd.DataFrame, title_suffix: str = "") -> None:
 
 
 def plot_r_histograms(ax, units: pd.DataFrame, conditions: list[str],
-                      thresholds: tuple[float, float] = (0.6, 0.75)) -> None:
+                      thresholds: tuple[float, float] = (ABS_THRESHOLD, POS_THRESHOLD)) -> None:
     """Histograms of per-unit r pooled over seeds, one per condition (density, shared bins).
 
     units: columns condition, seed, r (and r_untrained: the first condition's initial weights
@@ -254,7 +249,7 @@ def plot_decoding(ax, decoding: pd.DataFrame, conditions: list[str]) -> None:
 
 
 def plot_r_by_condition(ax, units: pd.DataFrame, conditions: list[str],
-                        thresholds: tuple[float, float] = (0.6, 0.75)) -> None:
+                        thresholds: tuple[float, float] = (ABS_THRESHOLD, POS_THRESHOLD)) -> None:
     """Distributions of per-unit r (pooled over seeds) per condition, as violins."""
     data = units[units["condition"].isin(conditions)].dropna(subset=["r"])
     if data.empty:
