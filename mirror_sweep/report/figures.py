@@ -22,16 +22,6 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from mirror_sweep.analysis import permutation_null
-from mirror_sweep.report.paper import (
-    ABS_THRESHOLD,
-    ANTI_THRESHOLD,
-    CLAIM_RANGES,
-    MAIN,
-    POS_THRESHOLD,
-    main_condition,
-    paper_size_runs,
-    paper_thresholds_used,
-)
 from mirror_sweep.report.panels import (
     label,
     note,
@@ -49,6 +39,16 @@ from mirror_sweep.report.panels import (
     plot_xcorr_curves,
     seeds_note,
     top_units,
+)
+from mirror_sweep.report.paper import (
+    ABS_THRESHOLD,
+    ANTI_THRESHOLD,
+    CLAIM_RANGES,
+    MAIN,
+    POS_THRESHOLD,
+    main_condition,
+    paper_size_runs,
+    paper_thresholds_used,
 )
 from mirror_sweep.sweep import results
 from mirror_sweep.sweep.aggregate import Sweep

@@ -14,6 +14,7 @@ import pandas as pd
 import seaborn as sns
 
 from mirror_sweep.report.paper import ABS_THRESHOLD, POS_THRESHOLD
+
 # Display order and short labels of the conditions in conf/condition/ (others follow, sorted).
 CONDITION_LABELS = {
     "shared_bidirectional": "shared core (main)", "default": "default config",
