@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from mirror_sweep.report.stats import headline_stats, report_stats
 from mirror_sweep.sweep.aggregate import Sweep, SweepError, load_sweep, write_aggregate
 
 
@@ -46,14 +47,15 @@ def aggregate_main(argv: list[str] | None = None) -> int:
     except SweepError as error:
         print(f"mirror-aggregate: {error}", file=sys.stderr)
         return 2
-    out_dir = write_aggregate(sweep, args.out, n_boot=args.n_boot, seed=args.seed)
+    # One bootstrap per aggregation: robustness.csv, the claims and the figures read this table.
+    stats = report_stats(sweep.runs, n_boot=args.n_boot, seed=args.seed)
+    out_dir = write_aggregate(sweep, args.out, n_boot=args.n_boot, seed=args.seed,
+                              summary=headline_stats(stats))
     print_summary(sweep, out_dir)
-    # The figures and claims stage goes here (it reads `sweep` and writes into `out_dir`).
     if not sweep.runs.empty:
         from mirror_sweep.report.write import write_report  # matplotlib only when reporting
 
-        write_report(sweep, out_dir, figures=not args.no_figures, n_boot=args.n_boot,
-                     seed=args.seed)
+        write_report(sweep, out_dir, figures=not args.no_figures, stats=stats)
     if sweep.runs.empty:
         print(f"mirror-aggregate: no complete run in {sweep.path}", file=sys.stderr)
         return 1

@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from mirror_sweep.cli import aggregate_main
-from mirror_sweep.report import claims
-from mirror_sweep.report.claims import CLAIMS, FAILS, HOLDS, NOT_MEASURED, Claim, evaluate_claims
+from mirror_sweep.report import claims, claims_report, paper, rules
+from mirror_sweep.report.claims import CLAIMS, Claim
+from mirror_sweep.report.verdicts import FAILS, HOLDS, NOT_MEASURED, evaluate_claims
 from mirror_sweep.sweep.aggregate import load_sweep
 from tests.test_figures import tiny_sweep_dir
 
@@ -53,10 +54,10 @@ def test_no_main_condition_makes_every_main_claim_unmeasured():
 
 
 @pytest.mark.parametrize("ablation,rule,verdict", [
-    ((0.05, 0.02, 0.08), "removes", HOLDS),     # CI below main's and <= half
-    ((0.25, 0.22, 0.28), "removes", FAILS),     # below, but more than half of 0.4
-    ((0.25, 0.22, 0.28), "reduces", HOLDS),
-    ((0.33, 0.28, 0.36), "reduces", FAILS),     # CIs overlap
+    ((0.05, 0.02, 0.08), rules.removes(), HOLDS),     # CI below main's and <= half
+    ((0.25, 0.22, 0.28), rules.removes(), FAILS),     # below, but more than half of 0.4
+    ((0.25, 0.22, 0.28), rules.reduces(), HOLDS),
+    ((0.33, 0.28, 0.36), rules.reduces(), FAILS),     # CIs overlap
 ])
 def test_ablation_rules_compare_cis_with_the_main_condition(ablation, rule, verdict):
     table = stats((MAIN, "frac_abs_r_gt", 10, 0.40, 0.35, 0.45),
@@ -106,23 +107,23 @@ def test_derived_per_run_metrics():
 
 
 def test_main_condition_label():
-    assert claims.main_condition(pd.DataFrame({"condition": [MAIN, "x"]})) == MAIN
+    assert paper.main_condition(pd.DataFrame({"condition": [MAIN, "x"]})) == MAIN
     plain = pd.DataFrame({"condition": ["default"], "model": ["shared_gru"]})
-    assert claims.main_condition(plain) == "default"
+    assert paper.main_condition(plain) == "default"
     other = pd.DataFrame({"condition": ["default"], "model": ["separate_gru"]})
-    assert claims.main_condition(other) is None
+    assert paper.main_condition(other) is None
 
 
 def test_every_claim_has_a_rule_and_unique_id():
     ids = [c.claim_id for c in CLAIMS]
     assert len(ids) == len(set(ids))
     for claim in CLAIMS:
-        assert claim.rule in claims.RULES and claims.rule_text(claim).startswith("holds")
+        assert isinstance(claim.rule, rules.Rule) and claim.rule_text().startswith("holds")
 
 
 def test_claims_report_from_a_tiny_sweep(tiny_sweep, tmp_path):
     sweep = load_sweep(tiny_sweep)
-    table = claims.write_claims(sweep, tmp_path, n_boot=500)
+    table = claims_report.write_claims(sweep, tmp_path, n_boot=500)
     saved = pd.read_csv(tmp_path / "claims.csv")
     assert list(saved.columns[:11]) == ["claim_id", "claim", "paper_value", "condition", "metric",
                                         "measured_mean", "ci_low", "ci_high", "n_seeds",

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from mirror_sweep.config import RunConfig
-from mirror_sweep.report import claims, figures, paper
+from mirror_sweep.report import figures, paper, verdicts
+from mirror_sweep.report.stats import report_stats
 from mirror_sweep.sweep.aggregate import Sweep
 
 matplotlib.use("Agg")
@@ -61,15 +62,15 @@ def test_a_single_separate_gru_run_is_not_the_main_condition_in_claims_or_figure
     runs = runs_table(condition="default", model="separate_gru")
     empty = pd.DataFrame(columns=["run_id", "condition", "seed"])
     sweep = Sweep(Path("one_run"), runs, empty, empty, empty, empty)
-    _, context = claims.measure(sweep, n_boot=50)
-    table = claims.evaluate_claims(*claims.measure(sweep, n_boot=50))
+    _, context = verdicts.measure(sweep, n_boot=50)
+    table = verdicts.evaluate_claims(*verdicts.measure(sweep, n_boot=50))
     assert context["main"] is None
-    assert table.loc[table["claim_id"] == "C1", "verdict"].item() == claims.NOT_MEASURED
-    fig = figures.figure2(sweep, None, ["default"], figures.robustness(runs, n_boot=50))
+    assert table.loc[table["claim_id"] == "C1", "verdict"].item() == verdicts.NOT_MEASURED
+    fig = figures.figure2(sweep, None, ["default"], report_stats(runs, n_boot=50))
     assert not any("paper's claim" in text for text in band_labels(fig))
     tick_labels = [t.get_text() for ax in fig.axes for t in ax.get_yticklabels()]
     assert not any("main" in text for text in tick_labels)
     plain = Sweep(Path("one_run"), runs_table(condition="default"), empty, empty, empty, empty)
-    assert claims.measure(plain, n_boot=50)[1]["main"] == "default"
-    fig = figures.figure2(plain, None, ["default"], figures.robustness(plain.runs, n_boot=50))
+    assert verdicts.measure(plain, n_boot=50)[1]["main"] == "default"
+    fig = figures.figure2(plain, None, ["default"], report_stats(plain.runs, n_boot=50))
     assert any("paper's claim" in text for text in band_labels(fig))

@@ -1,7 +1,7 @@
 """The paper's Figures 1-4 from an aggregated sweep (matplotlib Agg, seaborn).
 
 The panels (`mirror_sweep.report.panels`, `plot_*`) take DataFrames/arrays and a matplotlib `ax`; they
-read no files and compute no statistics (across-seed means and CIs come from `summaries.robustness`, per-unit
+read no files and compute no statistics (across-seed means and CIs come from `report.stats`, per-unit
 statistics from the runs' analyses, the permutation null from `analysis.permutation_null`).
 `load_example` is the one loader of per-run arrays (activations) for the per-run panels, and
 `draw_figures` assembles the figures into PNG and PDF files.
@@ -50,9 +50,9 @@ from mirror_sweep.report.paper import (
     paper_size_runs,
     paper_thresholds_used,
 )
+from mirror_sweep.report.stats import empty_stats, report_stats, stats_of
 from mirror_sweep.sweep import results
 from mirror_sweep.sweep.aggregate import Sweep
-from mirror_sweep.sweep.summaries import robustness
 
 DPI = 200
 FORMATS = ("png", "pdf")
@@ -318,13 +318,9 @@ def one_hidden_size(sweep: Sweep, example_run: str | None = None) -> tuple[Sweep
                                           for name, t in tables.items()}), restriction)
 
 
-FIGURE_METRICS = [f"{p}{m}" for m in ("frac_abs_r_gt", "frac_r_gt")
-                  for p in ("", "time_centred_", "untrained_", "null_mean_")] + [
-    "frac_congruent", "frac_congruent_chance"]
-
-
 def draw_figures(sweep: Sweep, out_dir: Path | str, example_run: str | None = None,
-                 n_boot: int = 10_000, seed: int = 0) -> list[Path]:
+                 n_boot: int = 10_000, seed: int = 0,
+                 stats: pd.DataFrame | None = None) -> list[Path]:
     """Draw Figures 1-4 of the paper from a loaded sweep into `out_dir` as PNG and PDF.
 
     Args:
@@ -332,18 +328,19 @@ def draw_figures(sweep: Sweep, out_dir: Path | str, example_run: str | None = No
         out_dir: usually SWEEP_DIR/aggregate/figures (created).
         example_run: run_id of the run for the per-run panels; default the main condition's
             lowest seed (else the first run).
-        n_boot, seed: bootstrap of the across-seed CIs (summaries.robustness).
+        n_boot, seed: bootstrap of the across-seed CIs, when `stats` is None.
+        stats: report.stats.report_stats of the whole sweep (computed here when None).
 
     Returns:
         The written files, figure by figure (png, pdf).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if stats is None:
+        stats = report_stats(sweep.runs, n_boot=n_boot, seed=seed)
     sweep, restriction = one_hidden_size(sweep, example_run)
     conditions = ordered_conditions(sweep.runs["condition"]) if len(sweep.runs) else []
-    stats = robustness(sweep.runs, metrics=FIGURE_METRICS, n_boot=n_boot, seed=seed) \
-        if len(sweep.runs) else pd.DataFrame(columns=["condition", "metric", "n", "mean", "sd",
-                                                       "ci_low", "ci_high"])
+    stats = stats_of(stats, sweep.runs) if len(sweep.runs) else empty_stats()
     example = load_example(sweep, example_run)
     paths = []
     with sns.axes_style("ticks"), sns.plotting_context("paper", rc=RC):

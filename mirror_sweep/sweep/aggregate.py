@@ -243,17 +243,19 @@ def aggregate_dir(sweep: Sweep) -> Path:
 
 
 def write_aggregate(sweep: Sweep, out_dir: Path | str | None = None, n_boot: int = 10_000,
-                    seed: int = 0) -> Path:
+                    seed: int = 0, summary: pd.DataFrame | None = None) -> Path:
     """Write runs, units, decoding, history, robustness and failed .csv into `out_dir`.
 
-    out_dir: default SWEEP_DIR/aggregate. Each file is written atomically; the same sweep gives
-    byte-identical files. Returns the folder.
+    out_dir: default SWEEP_DIR/aggregate. summary: the robustness table when the caller has
+    already computed it (robustness(sweep.runs, n_boot=n_boot, seed=seed) otherwise). Each file
+    is written atomically; the same sweep gives byte-identical files. Returns the folder.
     """
     out = Path(out_dir) if out_dir is not None else aggregate_dir(sweep)
     out.mkdir(parents=True, exist_ok=True)
     tables = {"runs": sweep.runs, "units": sweep.units, "decoding": sweep.decoding,
               "history": sweep.history, "failed": sweep.failed,
-              "robustness": robustness(sweep.runs, n_boot=n_boot, seed=seed)}
+              "robustness": robustness(sweep.runs, n_boot=n_boot, seed=seed)
+              if summary is None else summary}
     for name, table in tables.items():
         results.write_table(out / f"{name}.csv", table)
     return out

@@ -1,0 +1,146 @@
+"""The claims' decision rules as predicate objects: each evaluates and prints itself.
+
+A rule is built from comparisons of terms (a statistic of the claim's condition, of its
+reference condition, of a companion metric, or a constant). `Rule.holds` evaluates those
+comparisons and `Rule.text` prints the very same ones, so a rule's wording cannot drift from its
+logic. The constructors below (`overlaps`, `reduces`, ...) are the rules the claims use.
+
+A rule sees `rows`: {source: stats row} where a stats row is a dict with mean, ci_low, ci_high
+(one row of summaries.robustness) and the sources are THIS (the claim's condition and metric),
+REFERENCE (the reference condition, same metric) and SIGNIFICANT (the claim's condition, the
+share of seeds whose decoding permutation p < ALPHA).
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+
+ALPHA = 0.05  # per-run decoding p-value level
+MIN_SIGNIFICANT_SHARE = 0.8  # share of seeds whose decoding p < ALPHA, for "above chance"
+THIS, REFERENCE, SIGNIFICANT = "this", "reference", "significant"
+_FIELDS = {"mean": "mean", "ci_low": "95% CI lower bound", "ci_high": "95% CI upper bound"}
+_SOURCES = {THIS: "this condition's", REFERENCE: "the reference's"}
+_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+@dataclass(frozen=True)
+class Stat:
+    """One statistic (mean, ci_low or ci_high) of one source row."""
+
+    source: str
+    field: str
+
+    def value(self, rows: dict[str, dict]) -> float:
+        return rows[self.source][self.field]
+
+    def text(self) -> str:
+        if self.source == SIGNIFICANT:
+            return f"the share of seeds with per-run permutation p < {ALPHA:g}"
+        return f"{_SOURCES[self.source]} {_FIELDS[self.field]}"
+
+
+@dataclass(frozen=True)
+class Const:
+    """A number."""
+
+    number: float
+
+    def value(self, rows: dict[str, dict]) -> float:
+        return self.number
+
+    def text(self) -> str:
+        return f"{self.number:g}"
+
+
+@dataclass(frozen=True)
+class Scaled:
+    """A factor times a term."""
+
+    factor: float
+    term: Stat
+
+    def value(self, rows: dict[str, dict]) -> float:
+        return self.factor * self.term.value(rows)
+
+    def text(self) -> str:
+        return f"{self.factor:g} x {self.term.text()}"
+
+
+@dataclass(frozen=True)
+class Compare:
+    """left OP right, for OP in <, <=, >, >=."""
+
+    left: Stat
+    op: str
+    right: Stat | Const | Scaled
+
+    def holds(self, rows: dict[str, dict]) -> bool:
+        return bool(_OPS[self.op](self.left.value(rows), self.right.value(rows)))
+
+    def text(self) -> str:
+        return f"{self.left.text()} {self.op} {self.right.text()}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A named conjunction of comparisons; it holds when every comparison holds."""
+
+    name: str
+    parts: tuple[Compare, ...]
+
+    def holds(self, rows: dict[str, dict]) -> bool:
+        return all(part.holds(rows) for part in self.parts)
+
+    def text(self) -> str:
+        return f"holds if {' and '.join(part.text() for part in self.parts)} ({self.name})"
+
+    def sources(self) -> set[str]:
+        """The rows the rule reads (THIS always)."""
+        terms = [t for p in self.parts for t in (p.left, p.right)]
+        terms += [t.term for t in terms if isinstance(t, Scaled)]
+        return {THIS} | {t.source for t in terms if isinstance(t, Stat)}
+
+
+LOW, HIGH, MEAN = Stat(THIS, "ci_low"), Stat(THIS, "ci_high"), Stat(THIS, "mean")
+REF_LOW, REF_HIGH, REF_MEAN = (Stat(REFERENCE, "ci_low"), Stat(REFERENCE, "ci_high"),
+                               Stat(REFERENCE, "mean"))
+
+
+def overlaps(low: float, high: float) -> Rule:
+    """The CI overlaps the paper's range [low, high] (the paper's number is consistent)."""
+    return Rule(f"overlaps [{low:g}, {high:g}]",
+                (Compare(LOW, "<=", Const(high)), Compare(HIGH, ">=", Const(low))))
+
+
+def above_zero() -> Rule:
+    return Rule("above zero", (Compare(LOW, ">", Const(0)),))
+
+
+def at_most(high: float) -> Rule:
+    return Rule(f"at most {high:g}", (Compare(HIGH, "<=", Const(high)),))
+
+
+def decodes() -> Rule:
+    """mean(accuracy - chance) above zero and most seeds' decoding significant."""
+    return Rule("decodes", (Compare(LOW, ">", Const(0)),
+                            Compare(Stat(SIGNIFICANT, "mean"), ">=",
+                                    Const(MIN_SIGNIFICANT_SHARE))))
+
+
+def fails_to_decode() -> Rule:
+    """mean(accuracy - chance) reaches zero: the decoding fails."""
+    return Rule("decoding fails", (Compare(LOW, "<=", Const(0)),))
+
+
+def reduces() -> Rule:
+    return Rule("reduces", (Compare(HIGH, "<", REF_LOW),))
+
+
+def removes() -> Rule:
+    """Reduces, and to at most half the reference's mean."""
+    return Rule("removes", (Compare(HIGH, "<", REF_LOW), Compare(MEAN, "<=", Scaled(0.5, REF_MEAN))))
+
+
+def exceeds() -> Rule:
+    return Rule("exceeds", (Compare(LOW, ">", REF_HIGH),))

@@ -1,0 +1,48 @@
+"""The across-seed statistics the report reads, computed once per aggregation.
+
+`report_stats` bootstraps every metric the aggregate table, the claims and the figures use in one
+`summaries.robustness` call; the claims report and the figures take rows of that one table.
+A metric's CI does not depend on which other metrics are summarised beside it (its resamples
+depend only on its number of finite runs and the seed), so one table gives the same numbers as
+one call per reader.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from mirror_sweep.report.claims import CLAIMS, derive_metrics, needed_metrics
+from mirror_sweep.sweep.summaries import HEADLINE_METRICS, ROBUSTNESS_STATS, robustness
+
+# The per-run metrics Figures 2-3 summarise across seeds.
+FIGURE_METRICS = [f"{p}{m}" for m in ("frac_abs_r_gt", "frac_r_gt")
+                  for p in ("", "time_centred_", "untrained_", "null_mean_")] + [
+    "frac_congruent", "frac_congruent_chance"]
+REPORT_METRICS = list(dict.fromkeys(HEADLINE_METRICS + needed_metrics(CLAIMS) + FIGURE_METRICS))
+
+
+def report_stats(runs: pd.DataFrame, n_boot: int = 10_000, seed: int = 0) -> pd.DataFrame:
+    """summaries.robustness of REPORT_METRICS over the runs with the claims' derived metrics.
+
+    Columns: condition, [hidden_size when it varies], metric, n, mean, sd, ci_low, ci_high.
+    """
+    return robustness(derive_metrics(runs), metrics=REPORT_METRICS, n_boot=n_boot, seed=seed)
+
+
+def headline_stats(stats: pd.DataFrame) -> pd.DataFrame:
+    """The rows of HEADLINE_METRICS: the robustness table aggregation writes."""
+    return stats[stats["metric"].isin(HEADLINE_METRICS)].reset_index(drop=True)
+
+
+def stats_of(stats: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `stats` for the hidden size of `runs` (one size: paper.paper_size_runs),
+    without the hidden_size column."""
+    if "hidden_size" not in stats:
+        return stats
+    part = stats[stats["hidden_size"].isin(set(runs["hidden_size"]))] if "hidden_size" in runs \
+        else stats.iloc[0:0]
+    return part.drop(columns="hidden_size").reset_index(drop=True)
+
+
+def empty_stats() -> pd.DataFrame:
+    return pd.DataFrame(columns=["condition", *ROBUSTNESS_STATS])
