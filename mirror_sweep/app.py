@@ -28,12 +28,8 @@ log = logging.getLogger("mirror_sweep")
 register_configs()
 def execute(cfg: RunConfig, folder: Path, digest: str, threads: int) -> dict:
     """Run the experiment with `threads` threads and write its folder; returns the summary."""
-    import torch
-    from threadpoolctl import threadpool_limits
+    from mirror_sweep.run.experiment import run_experiment  # imports torch etc. stage by stage
 
-    from mirror_sweep.run.experiment import run_experiment
-
-    torch.set_num_threads(threads)
     results.write_status(folder, "running", pid=os.getpid(), config_hash=digest)
     epochs = cfg.train.epochs
 
@@ -43,8 +39,8 @@ def execute(cfg: RunConfig, folder: Path, digest: str, threads: int) -> dict:
                      row["epoch"], epochs, row["train_forward_loss"], row["train_inverse_loss"],
                      row["test_observe_accuracy"])
 
-    with threadpool_limits(limits=threads):
-        result = run_experiment(cfg, on_epoch=log_epoch, on_stage=lambda s: log.info("%s ...", s))
+    result = run_experiment(cfg, on_epoch=log_epoch, on_stage=lambda s: log.info("%s ...", s),
+                            threads=threads)
     start = time.perf_counter()
     summary = {"seed": cfg.seed, **result.summary, "torch_threads": threads}
     tables = {results.UNITS_FILE: result.units, results.DECODING_FILE: result.decoding,

@@ -5,23 +5,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-import torch
 
-from mirror_sweep.analysis import analyze_activations, headline_metrics
 from mirror_sweep.config import RunConfig
 from mirror_sweep.run.env import make_effects, make_sequences
-from mirror_sweep.run.model import MirrorGRU
-from mirror_sweep.run.train import (
-    HISTORY_COLUMNS,
-    EpochCallback,
-    collect_hidden,
-    evaluate,
-    to_tensors,
-    train,
-)
+from mirror_sweep.run.threads import limit_threads
+
+# Each stage imports what it needs when it runs (torch ~1.3 s, scipy/sklearn/pandas ~1 s), so a
+# job's start-up before data generation is the interpreter, Hydra and numpy only.
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mirror_sweep.run.model import MirrorGRU
+    from mirror_sweep.run.train import EpochCallback
 
 
 @dataclass
@@ -53,6 +51,10 @@ class RunSeeds:
 
 def build_model(cfg: RunConfig, init_seed: int) -> MirrorGRU:
     """A freshly initialised model whose weights depend only on init_seed."""
+    import torch
+
+    from mirror_sweep.run.model import MirrorGRU
+
     torch.manual_seed(init_seed)
     return MirrorGRU(cfg.env.n_actions, cfg.env.sensory_dim, cfg.model.hidden_size,
                      cfg.model.shared_core)
@@ -70,37 +72,59 @@ def analysis_kwargs(cfg: RunConfig) -> dict[str, float | int]:
 
 
 def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
-                   on_stage: Callable[[str], None] | None = None) -> RunResult:
-    """Train the model of `cfg` and analyse its held-out hidden states against the untrained net."""
+                   on_stage: Callable[[str], None] | None = None,
+                   threads: int | None = None) -> RunResult:
+    """Train the model of `cfg` and analyse its held-out hidden states against the untrained net.
+
+    threads: torch's and the BLAS/OpenMP pools' thread count for this run (run/threads.py), set
+    once each stage has imported its libraries; None leaves the process's settings alone.
+    """
     stage = on_stage or (lambda name: None)
     seeds = RunSeeds.from_seed(cfg.seed)
-    clock = {"start": time.perf_counter()}
+    seconds = {}  # per phase: its own compute; the lazy imports between phases are start-up
 
     stage("data")
+    start = time.perf_counter()
     effects = make_effects(cfg.env, np.random.default_rng(seeds.env))
     data_rng = np.random.default_rng(seeds.data)
     train_set = make_sequences(cfg.data.n_train, cfg.data_pairing.train, effects, cfg.env, data_rng)
     test_set = make_sequences(cfg.data.n_test, cfg.data_pairing.test, effects, cfg.env, data_rng)
+    seconds["data"] = time.perf_counter() - start
+    import torch  # after the data, which needs numpy only
+
+    from mirror_sweep.run.train import HISTORY_COLUMNS, collect_hidden, evaluate, to_tensors, train
+
+    start = time.perf_counter()
+    if threads is not None:
+        limit_threads(threads)
     model = build_model(cfg, seeds.init)
-    clock["data"] = time.perf_counter()
+    seconds["data"] += time.perf_counter() - start
 
     stage("training")
+    start = time.perf_counter()
     untrained_perform, untrained_observe = collect_hidden(model, test_set)
     generator = torch.Generator().manual_seed(seeds.batches)
     history = (train(model, train_set, test_set, cfg.train, cfg.objective, generator, on_epoch)
                if cfg.train.enabled else [])
     perform, observe = collect_hidden(model, test_set)
     final_test = evaluate(model, to_tensors(test_set), cfg.objective)
-    clock["train"] = time.perf_counter()
+    seconds["train"] = time.perf_counter() - start
 
     stage("analysis")
+    import pandas as pd
+
+    from mirror_sweep.analysis import analyze_activations, headline_metrics
+
+    start = time.perf_counter()
+    if threads is not None:
+        limit_threads(threads)  # again: scipy brings its own BLAS pool
     result = analyze_activations(perform, observe, test_set.perform_actions,
                                  test_set.observe_actions, seed=seeds.analysis,
                                  n_threads=torch.get_num_threads(), **analysis_kwargs(cfg))
     untrained_r, untrained_summary = headline_metrics(
         untrained_perform, untrained_observe, abs_threshold=cfg.analysis.abs_threshold,
         pos_threshold=cfg.analysis.pos_threshold, anti_threshold=cfg.analysis.anti_threshold)
-    clock["analysis"] = time.perf_counter()
+    seconds["analysis"] = time.perf_counter() - start
 
     units = result.units.copy()
     units.insert(units.columns.get_loc("r") + 1, "r_untrained", untrained_r)
@@ -110,9 +134,9 @@ def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
         **training_scalars(history, final_test),
         **result.summary,
         **{f"untrained_{key}": value for key, value in untrained_summary.items()},
-        "time_data_s": clock["data"] - clock["start"],
-        "time_train_s": clock["train"] - clock["data"],
-        "time_analysis_s": clock["analysis"] - clock["train"],
+        "time_data_s": seconds["data"],
+        "time_train_s": seconds["train"],
+        "time_analysis_s": seconds["analysis"],
     }
     activations = {"perform_hidden": perform, "observe_hidden": observe,
                    "perform_actions": test_set.perform_actions,

@@ -22,3 +22,15 @@ def torch_threads(requested: int | None, launcher: DictConfig) -> int:
     if n_jobs < 0:
         n_jobs = max(1, cores + 1 + n_jobs)  # joblib's convention: -1 is every core
     return max(1, cores // n_jobs)
+
+
+def limit_threads(threads: int) -> None:
+    """Give torch and every BLAS/OpenMP pool loaded so far `threads` threads.
+
+    Call it again after importing a library that brings its own pool (scipy's OpenBLAS).
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    threadpool_limits(limits=threads)
