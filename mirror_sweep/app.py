@@ -1,36 +1,60 @@
-"""The Hydra entry point: the only module that knows HydraConfig and output folders."""
+"""The Hydra entry point: the only module that knows HydraConfig and output folders.
+
+One job, in order: take the job folder's lock (another live process holding it: leave the
+folder alone); decide with `results.run_state` whether the folder already holds this job's
+result (resume) or a result of another config or code (moved aside, never overwritten); validate;
+record `running` with provenance; run; write the files and `complete` last. Under the joblib
+launcher the run itself happens in a forked child, so a job killed by the OS (SIGKILL, OOM,
+segfault) is recorded as failed and the worker goes on with the other jobs.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
 
 import hydra
+import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from mirror_sweep import errors
 from mirror_sweep.config import (
     CONFIG_DIR,
     ConfigError,
+    Resume,
     RunConfig,
-    config_hash,
     register_configs,
     to_run_config,
 )
 from mirror_sweep.run.threads import torch_threads
-from mirror_sweep.sweep import results
+from mirror_sweep.sweep import provenance, results
+from mirror_sweep.sweep.lock import JobLock, LockHeld
 
 log = logging.getLogger("mirror_sweep")
 register_configs()
-def execute(cfg: RunConfig, folder: Path, digest: str, threads: int) -> dict:
+# Sweep job folders are named by results.job_dirname (conf/config.yaml: hydra.sweep.subdir).
+OmegaConf.register_new_resolver(
+    "job_dirname", lambda overrides, num, sweep_dir: results.job_dirname(overrides, num, sweep_dir),
+    replace=True)
+
+
+class JobKilled(RuntimeError):
+    """The process running the job died from a signal (SIGKILL, the OOM killer, a segfault)."""
+
+
+def execute(cfg: RunConfig, folder: Path, digest: str, threads: int,
+            record: dict | None = None) -> dict:
     """Run the experiment with `threads` threads and write its folder; returns the summary."""
     from mirror_sweep.run.experiment import run_experiment  # imports torch etc. stage by stage
 
-    results.write_status(folder, "running", pid=os.getpid(), config_hash=digest)
+    record = {**(record or {}), "started": time.time()}
+    results.write_status(folder, "running", pid=os.getpid(), config_hash=digest, **record)
     epochs = cfg.train.epochs
 
     def log_epoch(row: dict) -> None:
@@ -42,13 +66,46 @@ def execute(cfg: RunConfig, folder: Path, digest: str, threads: int) -> dict:
     result = run_experiment(cfg, on_epoch=log_epoch, on_stage=lambda s: log.info("%s ...", s),
                             threads=threads)
     start = time.perf_counter()
-    summary = {"seed": cfg.seed, **result.summary, "torch_threads": threads}
+    summary = {"seed": cfg.seed, **result.summary, "torch_threads": threads,
+               "provenance": {**provenance.environment(), "started": record["started"],
+                              "ended": time.time()}}
     tables = {results.UNITS_FILE: result.units, results.DECODING_FILE: result.decoding,
               results.HISTORY_FILE: result.history}
     activations = result.activations if cfg.output.save_activations else None
-    results.write_run(folder, summary, tables, activations, digest)
+    write_hydra_record(folder)  # this job's config, even if another process rewrote .hydra/
+    results.write_run(folder, summary, tables, activations, digest, **record,
+                      ended=summary["provenance"]["ended"])
     log.info("wrote the run in %.2f s", time.perf_counter() - start)
     return summary
+
+
+def execute_isolated(cfg: RunConfig, folder: Path, digest: str, threads: int,
+                     record: dict) -> dict:
+    """`execute` in a forked child: if the child dies from a signal, raise JobKilled here."""
+    import multiprocessing
+
+    import torch  # noqa: F401  imported once per worker, before forking (no threads started yet)
+
+    child = multiprocessing.get_context("fork").Process(
+        target=_child_main, args=(cfg, folder, digest, threads, record))
+    child.start()
+    child.join()
+    if child.exitcode == 0:
+        return results.read_summary(folder / results.SUMMARY_FILE)
+    if child.exitcode is not None and child.exitcode < 0:
+        name = signal.Signals(-child.exitcode).name
+        raise JobKilled(f"the job's process (pid {child.pid}) was killed by {name}"
+                        + (" (out of memory?)" if name == "SIGKILL" else ""))
+    status = results.read_status(folder)
+    raise RuntimeError(status.get("error", f"the job's process exited with {child.exitcode}"))
+
+
+def _child_main(cfg: RunConfig, folder: Path, digest: str, threads: int, record: dict) -> None:
+    try:
+        execute(cfg, folder, digest, threads, record)
+    except BaseException as error:  # noqa: BLE001  recorded, then reported by the parent
+        results.mark_failed(folder, error)
+        sys.exit(1)
 
 
 def report(summary: dict, cfg: RunConfig, folder: Path) -> None:
@@ -70,7 +127,103 @@ def report(summary: dict, cfg: RunConfig, folder: Path) -> None:
         ("files", f"{folder}/(summary.json, units.csv, decoding.csv, history.csv)"),
     ]
     header = f"mirror-sweep run: seed={cfg.seed} H={cfg.model.hidden_size} {cores}, {epochs} epochs"
-    print("\n".join([header, *(f"  {label:<31}{value}" for label, value in rows)]), flush=True)
+    errors.say("\n".join([header, *(f"  {label:<31}{value}" for label, value in rows)]))
+
+
+def task_config(cfg: DictConfig) -> DictConfig:
+    return OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+
+
+def job_digest(cfg: DictConfig) -> str:
+    """The config hash of this job, computed from the YAML text Hydra writes to .hydra/."""
+    return results.task_hash(yaml.safe_load(OmegaConf.to_yaml(task_config(cfg))))
+
+
+def write_hydra_record(folder: Path) -> None:
+    """(Re)write .hydra/{config,overrides}.yaml from this process's config, as Hydra does, so the
+    folder describes the job that holds its lock even if another process rewrote them."""
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.output_subdir is None:
+        return
+    out = folder / hydra_cfg.output_subdir
+    out.mkdir(parents=True, exist_ok=True)
+    text = OmegaConf.to_yaml(_JOB["task"])
+    results.write_atomic(out / "config.yaml", lambda f: f.write(text))
+    overrides = OmegaConf.to_yaml(hydra_cfg.overrides.task)
+    results.write_atomic(out / "overrides.yaml", lambda f: f.write(overrides))
+
+
+_JOB: dict = {}  # the running job's task config (for write_hydra_record)
+
+
+def _not_for_console(record: logging.LogRecord) -> bool:
+    return not (record.name.startswith("mirror_sweep") and record.levelno < logging.WARNING)
+
+
+def quiet_console() -> None:
+    """In a sweep, this package's INFO lines (stages, epochs) go to the job's log file only; the
+    console gets the sweep-summary callback's one line per finished job."""
+    for handler in logging.getLogger().handlers:
+        if type(handler) is logging.StreamHandler:
+            handler.addFilter(_not_for_console)
+
+
+def job_name(folder: Path, in_sweep: bool) -> str:
+    return f"job {folder.name}" if in_sweep else f"run {folder}"
+
+
+def run_job(cfg: DictConfig, folder: Path, in_sweep: bool) -> dict | None:
+    """One job in its locked folder: resume, move aside, validate, run. Returns the summary."""
+    hydra_cfg = HydraConfig.get()
+    name = job_name(folder, in_sweep)
+    _JOB["task"] = task_config(cfg)
+    write_hydra_record(folder)
+    digest = job_digest(cfg)
+    policy = str(OmegaConf.select(cfg, "output.resume", default=Resume.code.value))
+    code = provenance.code_version()
+    state = results.run_state(folder, digest, code if policy == Resume.code.value else None)
+    if in_sweep and state.complete and policy != Resume.never.value:
+        log.info("%s already complete with this config: skipped", name)
+        return results.read_summary(folder / results.SUMMARY_FILE)
+    if state.finished_result:
+        moved = results.move_aside(folder, f"{state.state}: {state.reason}")
+        log.warning("%s: moved the complete run it held aside to %s (%s)", name, moved,
+                    "same config, rerun" if state.complete else state.reason)
+    try:
+        run_cfg = to_run_config(cfg)
+    except ConfigError as error:
+        log.error("invalid config: %s", error)
+        results.mark_failed(folder, error)
+        if in_sweep:
+            return None
+        sys.exit(errors.EXIT_BAD_INPUT)
+    record = {"config": OmegaConf.to_container(_JOB["task"], resolve=True, enum_to_str=True),
+              **provenance.environment()}
+    threads = torch_threads(run_cfg.train.torch_threads, hydra_cfg.launcher)
+    isolate = in_sweep and "joblib" in str(hydra_cfg.launcher.get("_target_", "")).lower()
+    try:
+        summary = (execute_isolated if isolate else execute)(run_cfg, folder, digest, threads,
+                                                             record)
+    except Exception as error:
+        if isinstance(error, JobKilled) or not isolate:  # else the child recorded it already
+            results.mark_failed(folder, error)
+        if in_sweep:
+            log.error("%s failed (recorded in %s): %s", name, folder, error)
+            return None
+        from mirror_sweep.run.train import NonFiniteLossError
+
+        message = errors.filesystem_message(error)
+        if message:
+            log.error("run failed: %s", message)
+            sys.exit(errors.EXIT_FILESYSTEM)
+        # expected failure modes (non-finite training, invalid data): a message, not a traceback
+        if isinstance(error, (NonFiniteLossError, ValueError)):
+            log.error("run failed, nothing but status.json written in %s: %s", folder, error)
+            sys.exit(errors.EXIT_RUN_FAILED)
+        raise
+    if not in_sweep:
+        report(summary, run_cfg, folder)
+    return summary
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
@@ -79,32 +232,30 @@ def main(cfg: DictConfig) -> dict | None:
     hydra_cfg = HydraConfig.get()
     folder = Path(hydra_cfg.runtime.output_dir)
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    if in_sweep:
+        quiet_console()
     try:
-        run_cfg = to_run_config(cfg)
-    except ConfigError as error:
-        log.error("invalid config: %s", error)
-        results.mark_failed(folder, error)
+        lock = JobLock(folder).acquire()
+    except LockHeld as error:
+        log.warning("%s: %s: left alone", job_name(folder, in_sweep), error)
         if in_sweep:
             return None
-        sys.exit(2)
-    digest = config_hash(cfg)
-    if in_sweep and run_cfg.output.resume and results.is_complete(folder, digest):
-        log.info("job %s already complete with this config: skipped", hydra_cfg.job.num)
-        return results.read_summary(folder / results.SUMMARY_FILE)
-    try:
-        summary = execute(run_cfg, folder, digest, torch_threads(run_cfg.train.torch_threads,
-                                                                 hydra_cfg.launcher))
-    except Exception as error:
-        results.mark_failed(folder, error)
+        sys.exit(errors.EXIT_BUSY)
+    except OSError as error:
+        message = errors.filesystem_message(error) or f"{type(error).__name__}: {error}"
+        log.error("%s: %s", job_name(folder, in_sweep), message)
         if in_sweep:
-            log.error("job %s failed (recorded in %s): %s", hydra_cfg.job.num, folder, error)
             return None
-        from mirror_sweep.run.train import NonFiniteLossError
-
-        # expected failure modes (non-finite training, invalid data): a message, not a traceback
-        if isinstance(error, (NonFiniteLossError, ValueError)):
-            log.error("run failed, nothing but status.json written in %s: %s", folder, error)
-            sys.exit(1)
-        raise
-    report(summary, run_cfg, folder)
-    return summary
+        sys.exit(errors.EXIT_FILESYSTEM)
+    try:
+        return run_job(cfg, folder, in_sweep)
+    except OSError as error:
+        message = errors.filesystem_message(error)
+        if message is None:
+            raise
+        log.error("%s: %s", job_name(folder, in_sweep), message)
+        if in_sweep:
+            return None
+        sys.exit(errors.EXIT_FILESYSTEM)
+    finally:
+        lock.release()

@@ -8,8 +8,6 @@ fails before any data is drawn.
 from __future__ import annotations
 
 import enum
-import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,10 +94,16 @@ class AnalysisConfig:
     ridge_alpha: float = 1.0
 
 
+class Resume(enum.Enum):
+    code = "code"  # skip a job complete with the same config AND the same code version
+    config = "config"  # skip a job complete with the same config, whatever code ran it
+    never = "never"  # rerun every job (a complete run is moved aside, never deleted)
+
+
 @dataclass
 class OutputConfig:
     save_activations: bool = True
-    resume: bool = True
+    resume: Resume = Resume.code
 
 
 @dataclass
@@ -180,13 +184,3 @@ def to_run_config(cfg: DictConfig) -> RunConfig:
     run_cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunConfig), task))
     validate(run_cfg)
     return run_cfg
-
-
-def config_hash(cfg: DictConfig) -> str:
-    """Stable hash of the task config, minus display-only keys, used to decide resumes."""
-    task = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    task.pop("hydra", None)
-    task.get("train", {}).pop("progress", None)
-    task.get("output", {}).pop("resume", None)
-    text = json.dumps(task, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]

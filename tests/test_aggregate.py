@@ -57,7 +57,7 @@ def make_job(root: Path, run_id: str, seed: int, condition: str | None = "shared
                 "n_test_sequences": 6}),
             results.HISTORY_FILE: pd.DataFrame({"epoch": [1], "train_total_loss": [1.0]}),
         }
-        results.write_run(folder, summary, tables, None, "abc")
+        results.write_run(folder, summary, tables, None, results.folder_config_hash(folder))
     elif status == "failed":
         results.mark_failed(folder, RuntimeError("planted failure"))
     elif status == "running":

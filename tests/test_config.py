@@ -11,7 +11,6 @@ from mirror_sweep.config import (
     ConfigError,
     Dynamics,
     Pairing,
-    config_hash,
     to_run_config,
 )
 from mirror_sweep.run.threads import torch_threads
@@ -75,9 +74,19 @@ def test_wrong_type_and_unknown_key_and_option_fail_at_composition():
         compose_config(["env.dynamics=chaotic"])
 
 
+def config_hash(cfg) -> str:
+    import yaml
+    from omegaconf import OmegaConf
+
+    from mirror_sweep.sweep.results import task_hash
+
+    return task_hash(yaml.safe_load(OmegaConf.to_yaml(cfg)))
+
+
 def test_config_hash_ignores_display_keys_only():
     base = config_hash(compose_config())
     assert config_hash(compose_config(["train.progress=true"])) == base
+    assert config_hash(compose_config(["output.resume=never"])) == base
     assert config_hash(compose_config(["seed=1"])) != base
 
 

@@ -111,8 +111,9 @@ def test_ablations_preset_with_cli_values_winning_over_its_sweep(tmp_path):
     proc = sweep(sweep_dir, "+experiment=ablations", "seed=0,1",
                  "condition=shared_bidirectional,untrained")
     assert f"sweep {sweep_dir}: 4 jobs: 4 complete" in proc.stdout
-    runs = load_sweep(sweep_dir).runs
-    assert list(runs.run_id) == ["0", "1", "2", "3"]
+    runs = load_sweep(sweep_dir).runs.sort_values(["condition", "seed"])
+    assert list(runs.run_id) == [f"condition={c},seed={s}" for c in
+                                 ["shared_bidirectional", "untrained"] for s in [0, 1]]
     assert list(zip(runs.condition, runs.seed)) == [
         ("shared_bidirectional", 0), ("shared_bidirectional", 1), ("untrained", 0),
         ("untrained", 1)]
@@ -128,17 +129,18 @@ def test_a_failing_job_keeps_the_healthy_ones(tmp_path, launcher):
     sweep_dir = tmp_path / launcher
     proc = sweep(sweep_dir, f"hydra/launcher={launcher}", "seed=0", "train.lr=1e-3,1e30")
     assert "2 jobs: 1 complete, 1 failed" in proc.stdout
-    assert results.is_complete(sweep_dir / "0")
-    status = results.read_status(sweep_dir / "1")
+    assert "failed: train.lr=1e+30: NonFiniteLossError" in proc.stdout  # the summary lists it
+    assert results.is_complete(sweep_dir / "train.lr=0.001")
+    status = results.read_status(sweep_dir / "train.lr=1e+30")
     assert status["status"] == "failed" and "NonFiniteLossError" in status["error"]
     assert "Traceback" in status["traceback"]
     sweep_ = load_sweep(sweep_dir)
-    assert list(sweep_.runs.run_id) == ["0"]
+    assert list(sweep_.runs.run_id) == ["train.lr=0.001"]
     assert sweep_.failed[["run_id", "condition", "status"]].values.tolist() == [
-        ["1", "train.lr=1e+30", "failed"]]
+        ["train.lr=1e+30", "train.lr=1e+30", "failed"]]
     cores = len(os.sched_getaffinity(0))
     expected_threads = max(1, cores // 2) if launcher == "joblib_local" else cores
-    assert summary(sweep_dir / "0")["torch_threads"] == expected_threads
+    assert summary(sweep_dir / "train.lr=0.001")["torch_threads"] == expected_threads
 
 
 @pytest.mark.slow
@@ -147,7 +149,7 @@ def test_submitit_local_launcher_runs_each_job_with_one_thread(tmp_path):
     proc = sweep(sweep_dir, "hydra/launcher=submitit_local_cpu", "seed=0,1")
     assert "2 jobs: 2 complete" in proc.stdout
     assert (sweep_dir / ".submitit").is_dir()
-    for job in ["0", "1"]:
+    for job in ["seed=0", "seed=1"]:
         assert results.is_complete(sweep_dir / job)
         assert summary(sweep_dir / job)["torch_threads"] == 1
     assert len(load_sweep(sweep_dir).runs) == 2
@@ -157,21 +159,25 @@ def test_submitit_local_launcher_runs_each_job_with_one_thread(tmp_path):
 def test_resume_skips_complete_jobs_and_reruns_failed_missing_and_changed(tmp_path):
     sweep_dir = tmp_path / "resume"
     sweep(sweep_dir, "seed=0,1,2,3")
-    (sweep_dir / "0" / results.STATUS_FILE).unlink()  # missing: killed before it finished
-    results.mark_failed(sweep_dir / "1", RuntimeError("planted"))
-    status = results.read_status(sweep_dir / "2")  # changed: completed with another config
-    results.write_status(sweep_dir / "2", "complete", config_hash="another-config")
-    mtimes = {job: (sweep_dir / job / results.SUMMARY_FILE).stat().st_mtime_ns
-              for job in "0123"}
+    jobs = [f"seed={seed}" for seed in range(4)]
+    (sweep_dir / jobs[0] / results.STATUS_FILE).unlink()  # missing: killed before it finished
+    results.mark_failed(sweep_dir / jobs[1], RuntimeError("planted"))
+    status = results.read_status(sweep_dir / jobs[2])  # changed: completed with another config
+    results.write_json(sweep_dir / jobs[2] / results.STATUS_FILE,
+                       {**status, "config_hash": "another-config"})
+    mtimes = {job: (sweep_dir / job / results.SUMMARY_FILE).stat().st_mtime_ns for job in jobs}
     proc = sweep(sweep_dir, "seed=0,1,2,3")
     assert "4 jobs: 3 complete, 1 skipped" in proc.stdout
-    log = proc.stdout + proc.stderr
-    assert "job 3 already complete with this config: skipped" in log
-    assert not any(f"job {job} already complete" in log for job in "012")
-    for job in "0123":
-        assert results.is_complete(sweep_dir / job, status["config_hash"] if job == "2" else None)
+    log = "".join((sweep_dir / job / "app.log").read_text() for job in jobs)
+    assert "job seed=3 already complete with this config: skipped" in log
+    assert not any(f"job {job} already complete" in log for job in jobs[:3])
+    assert "moved the complete run it held aside" in log  # seed=2's run of "another config"
+    assert len(list((sweep_dir / jobs[2] / results.SUPERSEDED_DIR).iterdir())) == 1
+    for job in jobs:
+        assert results.is_complete(sweep_dir / job, status["config_hash"] if job == jobs[2]
+                                   else None)
         changed = (sweep_dir / job / results.SUMMARY_FILE).stat().st_mtime_ns != mtimes[job]
-        assert changed == (job != "3"), job
+        assert changed == (job != jobs[3]), job
 
 
 def test_command_line_condition_replaces_a_presets_condition():

@@ -2,10 +2,15 @@
 
 A run folder holds, once complete: summary.json, units.csv, decoding.csv, history.csv,
 (optionally) activations.npz, and last of all status.json with {"status": "complete",
-"config_hash": ..., "files": {name: sha256}}. Reading a run checks every file against its
-recorded checksum, so a truncated or altered file is named instead of being read as a result.
-status.json says "running" while a run works and "failed" (with the error) when it raised, so a
-run killed mid-way is never mistaken for a finished one.
+"config_hash": ..., "files": {name: sha256}, provenance...}. status.json says "running" while a
+run works and "failed" (with the error) when it raised, so a run killed mid-way is never mistaken
+for a finished one.
+
+`run_state` is THE rule for "is this run complete", used by resume (app.py), the sweep summary
+and aggregation: status complete, AND the recorded config hash equals the hash of the folder's
+.hydra/config.yaml (so a config rewritten by a later, failed or killed job never labels old
+data), AND every recorded checksum matches, AND (when asked) the recorded code version is the
+current one. `job_dirname` is the rule that names a sweep's job folders from their overrides.
 """
 
 from __future__ import annotations
@@ -14,15 +19,17 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import yaml
 
 if TYPE_CHECKING:  # pandas (~0.4 s) is imported where a table is read, not by every job's start
     import pandas as pd
@@ -34,17 +41,37 @@ DECODING_FILE = "decoding.csv"
 HISTORY_FILE = "history.csv"
 ACTIVATIONS_FILE = "activations.npz"
 TABLE_FILES = (UNITS_FILE, DECODING_FILE, HISTORY_FILE)
+RUN_FILES = (*TABLE_FILES, SUMMARY_FILE, ACTIVATIONS_FILE, STATUS_FILE)
+HYDRA_CONFIG = Path(".hydra") / "config.yaml"
+SWEEP_FILE = ".sweep.json"  # written when a multirun starts (sweep/callbacks.py)
+SUPERSEDED_DIR = "superseded"  # where a complete run of another config or code is moved aside
+# Task config keys that never change a run's numbers: left out of the config hash and of job
+# folder names (`experiment` names the preset, whose values are in the config already).
+RESULT_NEUTRAL_KEYS = ("train.progress", "output.resume")
+UNNAMED_OVERRIDE_KEYS = (*RESULT_NEUTRAL_KEYS, "experiment")
+MAX_DIRNAME = 200  # a folder name stays below the usual 255-byte limit
 
 
 class RunFileError(ValueError):
     """A run file is missing, truncated or corrupted; the message names the file."""
 
 
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, write: Callable[[io.IOBase], None], binary: bool = False) -> None:
-    """Write through a temporary file in the same folder, then rename over `path`."""
+    """Write through a temporary file in the same folder, then rename over `path`.
+
+    The file gets the permissions a plain open() would give (0666 minus the umask), not
+    mkstemp's 0600, so colleagues can read a shared sweep folder.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb" if binary else "w") as handle:
             write(handle)
             handle.flush()
@@ -74,8 +101,12 @@ def mark_failed(folder: Path, error: BaseException) -> None:
 
 
 def write_run(folder: Path, summary: dict, tables: dict[str, pd.DataFrame],
-              activations: dict[str, np.ndarray] | None, config_hash: str) -> None:
-    """Write every file of a finished run, then the completion marker (with checksums) last."""
+              activations: dict[str, np.ndarray] | None, config_hash: str,
+              **status_fields: Any) -> None:
+    """Write every file of a finished run, then the completion marker (with checksums) last.
+
+    status_fields (provenance, start time, ...) are recorded in status.json beside the hash.
+    """
     folder = Path(folder)
     for name in TABLE_FILES:
         write_table(folder / name, tables[name])
@@ -85,7 +116,7 @@ def write_run(folder: Path, summary: dict, tables: dict[str, pd.DataFrame],
                      lambda f: np.savez_compressed(f, **activations), binary=True)
         written.append(ACTIVATIONS_FILE)
     write_json(folder / SUMMARY_FILE, summary)
-    write_status(folder, "complete", config_hash=config_hash,
+    write_status(folder, "complete", **status_fields, config_hash=config_hash,
                  files={name: file_digest(folder / name) for name in written})
 
 
@@ -97,11 +128,18 @@ def file_digest(path: Path) -> str:
 
 def verify_files(folder: Path, status: dict) -> None:
     """Check every file recorded at completion against its checksum; raise naming the first bad."""
-    for name, digest in status.get("files", {}).items():
+    files = status.get("files")
+    if not isinstance(files, dict) or not files:
+        raise RunFileError(f"{Path(folder) / STATUS_FILE}: no file checksums recorded")
+    for name, digest in files.items():
         path = Path(folder) / name
         if not path.exists():
             raise RunFileError(f"{path}: missing (recorded when the run completed)")
-        if file_digest(path) != digest:
+        try:
+            actual = file_digest(path)
+        except OSError as error:
+            raise RunFileError(f"{path}: unreadable ({error.strerror})") from error
+        if actual != digest:
             raise RunFileError(f"{path}: contents differ from the checksum recorded when the run "
                                "completed (truncated, corrupted or edited)")
 
@@ -112,21 +150,182 @@ def read_status(folder: Path) -> dict:
     if not path.exists():
         return {"status": "missing"}
     try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        status = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as error:
         raise RunFileError(f"{path}: corrupted status file ({error})") from error
+    if not isinstance(status, dict) or not isinstance(status.get("status"), str):
+        raise RunFileError(f"{path}: corrupted status file (not an object with a 'status')")
+    return status
 
 
-def is_complete(folder: Path, config_hash: str | None = None) -> bool:
-    """True when the run finished (and, if given, with this config hash) and its files read."""
+def task_hash(task: dict) -> str:
+    """Stable hash of a task config (plain data, no `hydra` node), minus RESULT_NEUTRAL_KEYS."""
+    task = json.loads(json.dumps(task, default=str))  # a deep copy as plain JSON data
+    task.pop("hydra", None)
+    for key in RESULT_NEUTRAL_KEYS:
+        section, name = key.split(".")
+        if isinstance(task.get(section), dict):
+            task[section].pop(name, None)
+    text = json.dumps(task, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def read_task_config(folder: Path) -> dict:
+    """The folder's .hydra/config.yaml as plain data; RunFileError when missing or corrupt."""
+    path = Path(folder) / HYDRA_CONFIG
+    try:
+        config = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except FileNotFoundError as error:
+        raise RunFileError(f"{path}: missing") from error
+    except (yaml.YAMLError, UnicodeDecodeError, OSError) as error:
+        raise RunFileError(f"{path}: corrupted YAML ({type(error).__name__})") from error
+    if not isinstance(config, dict):
+        raise RunFileError(f"{path}: not a mapping of config keys")
+    return config
+
+
+def folder_config_hash(folder: Path) -> str:
+    """task_hash of the folder's .hydra/config.yaml (what the run folder says it ran)."""
+    return task_hash(read_task_config(folder))
+
+
+# The states of run_state. Only "complete" is a result; the others say why not.
+COMPLETE, MISSING, RUNNING, FAILED, UNREADABLE = "complete", "missing", "running", "failed", \
+    "unreadable"
+CONFIG_CHANGED, CODE_CHANGED = "config_changed", "code_changed"
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What a run folder holds: `state` (one of the constants above) and a one-line `reason`."""
+
+    state: str
+    reason: str
+    status: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def complete(self) -> bool:
+        return self.state == COMPLETE
+
+    @property
+    def finished_result(self) -> bool:
+        """A whole, verified run (of whatever config/code): worth moving aside, not deleting."""
+        return self.state in (COMPLETE, CONFIG_CHANGED, CODE_CHANGED)
+
+
+def run_state(folder: Path, config_hash: str | None = None,
+              code_version: str | None = None) -> RunState:
+    """THE completeness rule (resume, sweep summary and aggregation all call it).
+
+    Complete when status.json says complete, its config hash equals the hash of
+    `.hydra/config.yaml` (and `config_hash` when given: the config about to run), every recorded
+    file matches its checksum, and, when `code_version` is given, the run recorded that code
+    version. Never raises: a missing or corrupt file is a state with a reason naming it.
+    """
+    folder = Path(folder)
     try:
         status = read_status(folder)
-        if config_hash is not None and status.get("config_hash") != config_hash:
-            return False
+    except RunFileError as error:
+        return RunState(UNREADABLE, str(error))
+    state = status["status"]
+    if state == "missing":
+        return RunState(MISSING, "no status.json: the job was killed or never started", status)
+    if state == "running":
+        return RunState(RUNNING, f"status running (pid {status.get('pid')}, host "
+                                 f"{status.get('host')}): killed, or still running", status)
+    if state == "failed":
+        return RunState(FAILED, str(status.get("error", "failed (no error recorded)")), status)
+    if state != "complete":
+        return RunState(UNREADABLE, f"{folder / STATUS_FILE}: unknown status {state!r}", status)
+    try:
+        verify_files(folder, status)
+        on_disk = folder_config_hash(folder)
+    except RunFileError as error:
+        return RunState(UNREADABLE, str(error), status)
+    recorded = status.get("config_hash")
+    if recorded != on_disk:
+        return RunState(CONFIG_CHANGED, f"{folder / HYDRA_CONFIG} is not the config this run "
+                        f"completed with (hash {on_disk} vs recorded {recorded}): a later job "
+                        "rewrote it", status)
+    if config_hash is not None and recorded != config_hash:
+        return RunState(CONFIG_CHANGED, f"{folder}: holds a complete run of another config "
+                        f"(hash {recorded}, this job {config_hash})", status)
+    if code_version is not None and status.get("code_version") != code_version:
+        return RunState(CODE_CHANGED, f"{folder}: completed by code version "
+                        f"{status.get('code_version')}, this is {code_version}", status)
+    return RunState(COMPLETE, "complete", status)
+
+
+def is_complete(folder: Path, config_hash: str | None = None,
+                code_version: str | None = None) -> bool:
+    """run_state(...).complete, and the run's files read back."""
+    if not run_state(folder, config_hash, code_version).complete:
+        return False
+    try:
         read_run(folder)
     except RunFileError:
         return False
     return True
+
+
+def move_aside(folder: Path, reason: str) -> Path:
+    """Move a run's result files (and status) into FOLDER/superseded/<time>/; returns it.
+
+    The run's recorded config (from status.json) is written there as config.yaml, since the
+    folder's .hydra/ now describes the new job. The moved run is no job folder (no .hydra/).
+    """
+    folder = Path(folder)
+    status = read_status(folder)
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S", time.gmtime())
+    target = folder / SUPERSEDED_DIR / stamp
+    n = 1
+    while target.exists():
+        n += 1
+        target = folder / SUPERSEDED_DIR / f"{stamp}_{n}"
+    target.mkdir(parents=True)
+    for name in RUN_FILES:
+        if (folder / name).exists():
+            os.replace(folder / name, target / name)
+    if isinstance(status.get("config"), dict):
+        write_atomic(target / "config.yaml", lambda f: yaml.safe_dump(status["config"], f))
+    write_atomic(target / "REASON.txt", lambda f: f.write(reason + "\n"))
+    return target
+
+
+def read_sweep_file(sweep_dir: Path | str) -> dict:
+    """SWEEP_DIR/.sweep.json ({} when missing or unreadable)."""
+    try:
+        data = json.loads((Path(str(sweep_dir)) / SWEEP_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def job_dirname(overrides: Iterable[str], num: int | str, sweep_dir: str | Path) -> str:
+    """A sweep job's folder name: the overrides that vary across the sweep, sorted, e.g.
+    `condition=forward_only,seed=2` (those all jobs share, listed in .sweep.json, and
+    UNNAMED_OVERRIDE_KEYS are left out); `default` when none. Names longer than MAX_DIRNAME are
+    cut and end in a hash of the whole. A sweep folder made before this rule (job folders 0, 1,
+    ...) keeps its numbered layout, so it still resumes."""
+    sweep_dir = Path(str(sweep_dir))
+    if sweep_dir.is_dir() and any(child.name.isdigit() and (child / HYDRA_CONFIG).is_file()
+                                  for child in sweep_dir.iterdir()):
+        return str(num)
+    shared = set(read_sweep_file(sweep_dir).get("shared_overrides") or [])
+    parts = []
+    for override in overrides:
+        if str(override) in shared:
+            continue
+        key, _, value = str(override).partition("=")
+        key = key.lstrip("+~")
+        if key in UNNAMED_OVERRIDE_KEYS:
+            continue
+        parts.append(f"{key}={value}".replace("/", "_"))
+    name = ",".join(sorted(parts)) or "default"
+    name = re.sub(r"[\x00-\x1f]", "_", name)
+    if len(name) > MAX_DIRNAME:
+        name = f"{name[:MAX_DIRNAME - 17]}-{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+    return name
 
 
 @dataclass
@@ -174,6 +373,10 @@ def read_run(folder: Path) -> RunRecord:
     if status.get("status") != "complete":
         raise RunFileError(f"{folder / STATUS_FILE}: run is {status.get('status')}, not complete")
     verify_files(folder, status)
+    if (folder / HYDRA_CONFIG).exists() and "config_hash" in status and \
+            folder_config_hash(folder) != status["config_hash"]:
+        raise RunFileError(f"{folder / HYDRA_CONFIG}: not the config this run completed with "
+                           "(a later job rewrote it)")
     summary = read_summary(folder / SUMMARY_FILE)
     units = read_table(folder / UNITS_FILE, ("unit", "r"))
     n_units = summary.get("n_units")
