@@ -59,6 +59,8 @@ class ObjectiveConfig:
     inverse_weight: float = 1.0
     shuffle_observe_labels: bool = False
     shared_readout: bool = False
+    # Weights of further loss terms registered in run/objectives.py, by name (none by default).
+    extra_terms: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -188,5 +190,7 @@ def config_hash(cfg: DictConfig) -> str:
     task.pop("hydra", None)
     task.get("train", {}).pop("progress", None)
     task.get("output", {}).pop("resume", None)
+    if not task.get("objective", {}).get("extra_terms", True):  # runs from before the key
+        task["objective"].pop("extra_terms")                        # existed keep their hash
     text = json.dumps(task, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
