@@ -57,6 +57,8 @@ class ObjectiveConfig:
     inverse_weight: float = 1.0
     shuffle_observe_labels: bool = False
     shared_readout: bool = False
+    # Weights of further loss terms registered in run/objectives.py, by name (none by default).
+    extra_terms: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass

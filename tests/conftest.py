@@ -7,10 +7,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from mirror_sweep.config import CONFIG_DIR, RunConfig, register_configs, to_run_config
+from mirror_sweep.config import (
+    CONFIG_DIR,
+    ObjectiveConfig,
+    RunConfig,
+    register_configs,
+    to_run_config,
+)
+from mirror_sweep.run.env import make_effects, make_sequences
+from mirror_sweep.run.experiment import build_model
 
 # A run small enough for a test: seconds, not minutes.
 TINY = [
@@ -26,6 +35,17 @@ def compose_config(overrides: list[str] | None = None, tiny: bool = True):
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return compose(config_name="config",
                        overrides=(TINY if tiny else []) + list(overrides or []))
+
+
+def small_setup(objective=None, hidden=16, n_train=128):
+    """A small model, train and test sets of the default env (fixed seeds), and an objective."""
+    cfg = RunConfig()
+    effects = make_effects(cfg.env, np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    train_set = make_sequences(n_train, cfg.data_pairing.train, effects, cfg.env, rng)
+    test_set = make_sequences(32, cfg.data_pairing.test, effects, cfg.env, rng)
+    cfg.model.hidden_size = hidden
+    return build_model(cfg, 0), train_set, test_set, objective or ObjectiveConfig()
 
 
 @pytest.fixture

@@ -6,20 +6,10 @@ import torch
 
 from mirror_sweep.config import ObjectiveConfig, RunConfig, TrainConfig
 from mirror_sweep.run import train as train_module
-from mirror_sweep.run.env import make_effects, make_sequences
 from mirror_sweep.run.experiment import RunSeeds, build_model
 from mirror_sweep.run.objectives import objective_losses, shuffle_across_sequences
 from mirror_sweep.run.train import NonFiniteLossError, collect_hidden, to_tensors, train
-
-
-def small_setup(objective=None, hidden=16, n_train=128):
-    cfg = RunConfig()
-    effects = make_effects(cfg.env, np.random.default_rng(0))
-    rng = np.random.default_rng(1)
-    train_set = make_sequences(n_train, cfg.data_pairing.train, effects, cfg.env, rng)
-    test_set = make_sequences(32, cfg.data_pairing.test, effects, cfg.env, rng)
-    cfg.model.hidden_size = hidden
-    return build_model(cfg, 0), train_set, test_set, objective or ObjectiveConfig()
+from tests.conftest import small_setup
 
 
 def test_both_losses_fall_over_a_short_training():

@@ -92,7 +92,14 @@ def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
     seconds["data"] = time.perf_counter() - start
     import torch  # after the data, which needs numpy only
 
-    from mirror_sweep.run.train import HISTORY_COLUMNS, collect_hidden, evaluate, to_tensors, train
+    from mirror_sweep.run.objectives import loss_names
+    from mirror_sweep.run.train import (
+        collect_hidden,
+        evaluate,
+        history_columns,
+        to_tensors,
+        train,
+    )
 
     start = time.perf_counter()
     if threads is not None:
@@ -131,7 +138,7 @@ def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
     summary = {
         "n_parameters": sum(p.numel() for p in model.parameters()),
         "analysis_seed": seeds.analysis,  # lets figures redraw this run's permutation null
-        **training_scalars(history, final_test),
+        **training_scalars(history, final_test, loss_names(cfg.objective)),
         **result.summary,
         **{f"untrained_{key}": value for key, value in untrained_summary.items()},
         "time_data_s": seconds["data"],
@@ -141,15 +148,15 @@ def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
     activations = {"perform_hidden": perform, "observe_hidden": observe,
                    "perform_actions": test_set.perform_actions,
                    "observe_actions": test_set.observe_actions}
-    history_table = pd.DataFrame(history, columns=HISTORY_COLUMNS)
+    history_table = pd.DataFrame(history, columns=history_columns(cfg.objective))
     return RunResult(summary, units, result.decoding, history_table, activations)
 
 
-def training_scalars(history: list[dict[str, float]], final_test: dict[str, float]
-                     ) -> dict[str, float]:
+def training_scalars(history: list[dict[str, float]], final_test: dict[str, float],
+                     losses: list[str]) -> dict[str, float]:
     """Last epoch's training losses (NaN when untrained) and the final held-out metrics."""
     last = history[-1] if history else {}
-    scalars = {f"final_{key}": float(last.get(key, float("nan")))
-               for key in ["train_forward_loss", "train_inverse_loss", "train_total_loss"]}
+    scalars = {f"final_train_{name}_loss": float(last.get(f"train_{name}_loss", float("nan")))
+               for name in losses}
     scalars.update({f"final_test_{key}": value for key, value in final_test.items()})
     return scalars

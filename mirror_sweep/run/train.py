@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 import torch
@@ -12,7 +12,7 @@ import torch
 from mirror_sweep.config import ObjectiveConfig, TrainConfig
 from mirror_sweep.run.env import SequenceSet
 from mirror_sweep.run.model import MirrorGRU
-from mirror_sweep.run.objectives import objective_losses
+from mirror_sweep.run.objectives import loss_names, objective_losses
 
 
 class NonFiniteLossError(RuntimeError):
@@ -20,8 +20,14 @@ class NonFiniteLossError(RuntimeError):
 
 
 EpochCallback = Callable[[dict[str, float]], None]
-HISTORY_COLUMNS = ["epoch", "train_forward_loss", "train_inverse_loss", "train_total_loss",
-                   "test_forward_loss", "test_inverse_loss", "test_observe_accuracy"]
+
+
+def history_columns(objective: ObjectiveConfig) -> list[str]:
+    """The columns of a training history: epoch, train_{loss}_loss for every reported loss
+    (the objective's terms and total), test_{term}_loss, test_observe_accuracy."""
+    names = loss_names(objective)
+    return ["epoch", *(f"train_{n}_loss" for n in names),
+            *(f"test_{n}_loss" for n in names if n != "total"), "test_observe_accuracy"]
 
 
 class Adam:
@@ -74,14 +80,14 @@ def to_tensors(data: SequenceSet) -> dict[str, torch.Tensor]:
 @torch.no_grad()
 def evaluate(model: MirrorGRU, tensors: dict[str, torch.Tensor],
              objective: ObjectiveConfig) -> dict[str, float]:
-    """Losses (unshuffled labels) and observe-mode action accuracy on a whole set."""
+    """Each term's loss (true labels, unshuffled) and observe-mode action accuracy on a set:
+    {term}_loss for every term of the objective, observe_accuracy."""
     model.eval()
     perform_hidden, observe_hidden = model(tensors["perform_actions"], tensors["observe_sensory"])
-    plain = ObjectiveConfig(objective.forward_weight, objective.inverse_weight, False,
-                            objective.shared_readout)
+    plain = replace(objective, shuffle_observe_labels=False)
     losses = objective_losses(model, perform_hidden, observe_hidden, tensors, plain, None)
-    correct = losses["logits"].argmax(-1) == tensors["observe_actions"]
-    return {"forward_loss": losses["forward"].item(), "inverse_loss": losses["inverse"].item(),
+    correct = model.action_head(observe_hidden).argmax(-1) == tensors["observe_actions"]
+    return {**{f"{name}_loss": loss.item() for name, loss in losses.items() if name != "total"},
             "observe_accuracy": correct.float().mean().item()}
 
 
@@ -90,9 +96,9 @@ def train(model: MirrorGRU, train_set: SequenceSet, test_set: SequenceSet,
           on_epoch: EpochCallback | None = None) -> list[dict[str, float]]:
     """Adam on the objective's total loss; returns one row of metrics per epoch.
 
-    Each row: epoch, train_forward_loss, train_inverse_loss, train_total_loss (batch means),
-    test_forward_loss, test_inverse_loss, test_observe_accuracy. Raises NonFiniteLossError at
-    the first non-finite loss.
+    Each row has history_columns(objective): epoch, train_{loss}_loss per loss of the objective
+    and total (batch means), test_{term}_loss, test_observe_accuracy. Raises NonFiniteLossError
+    at the first non-finite loss.
     """
     tensors, test_tensors = to_tensors(train_set), to_tensors(test_set)
     optimizer = Adam(model.parameters(), lr=train_cfg.lr)
@@ -100,7 +106,7 @@ def train(model: MirrorGRU, train_set: SequenceSet, test_set: SequenceSet,
     history = []
     for epoch in range(1, train_cfg.epochs + 1):
         model.train()
-        sums = {"forward": 0.0, "inverse": 0.0, "total": 0.0}
+        sums = dict.fromkeys(loss_names(objective), 0.0)
         order = torch.randperm(n, generator=generator)
         n_batches = 0
         for start in range(0, n, train_cfg.batch_size):
@@ -113,8 +119,8 @@ def train(model: MirrorGRU, train_set: SequenceSet, test_set: SequenceSet,
             total = losses["total"]
             if not math.isfinite(total.item()):
                 raise NonFiniteLossError(
-                    f"non-finite loss at epoch {epoch}, batch {n_batches}: total={total.item()}, "
-                    f"forward={losses['forward'].item()}, inverse={losses['inverse'].item()}")
+                    f"non-finite loss at epoch {epoch}, batch {n_batches}: "
+                    + ", ".join(f"{k}={v.item()}" for k, v in losses.items()))
             optimizer.zero_grad()
             total.backward()
             optimizer.step()

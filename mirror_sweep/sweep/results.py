@@ -166,6 +166,9 @@ def task_hash(task: dict) -> str:
         section, name = key.split(".")
         if isinstance(task.get(section), dict):
             task[section].pop(name, None)
+    objective = task.get("objective")
+    if isinstance(objective, dict) and not objective.get("extra_terms", True):
+        objective.pop("extra_terms")  # runs from before the key existed keep their hash
     text = json.dumps(task, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
