@@ -1,8 +1,9 @@
-"""Per-run analysis of perform vs observe hidden activations (pure numpy/scipy/sklearn/pandas).
+"""Per-run analysis of perform vs observe hidden activations (pure numpy/scipy/pandas).
 
-``analyze_activations`` is the pipeline's entry point; ``headline_metrics`` gives the paper's
-scalars alone (used e.g. on an untrained network); ``permutation_null`` redraws the permutation
-null for figures. Each stage lives in its own module: correlation, permutation,
+``analyze_activations`` is the pipeline's entry point (its result carries the permutation null,
+of which the run writes the top unit's for the figures); ``headline_metrics`` gives the paper's
+scalars alone (used e.g. on an untrained network); ``permutation_null`` draws the permutation
+null alone. Each stage lives in its own module: correlation, permutation,
 multiple_testing, tuning, decoding, lags.
 
 Seeds: the permutation test uses ``np.random.default_rng(seed)`` (so ``permutation_null`` with
@@ -39,11 +40,13 @@ class AnalysisResult:
         decoding: one row per (train_mode, test_mode): train_mode, test_mode, accuracy, chance,
             null_sd, p_value, n_train_sequences, n_test_sequences.
         summary: flat snake_case scalars (python float/int; nan where undefined).
+        null: (B, H) float, the permutation null of every unit's r (NaN for constant units).
     """
 
     units: pd.DataFrame
     decoding: pd.DataFrame
     summary: dict[str, float | int]
+    null: np.ndarray | None = None
 
 
 def headline_metrics(perform, observe, *, abs_threshold=0.6, pos_threshold=0.75,
@@ -127,7 +130,7 @@ def analyze_activations(perform, observe, perform_actions, observe_actions, *, s
              "n_actions": n_actions, "n_constant_units": int(np.isnan(r).sum())}
     summary = {**sizes, **summary, **perm_summary, **tune_summary, **lag_summary,
                **decoding_summary(decoding)}
-    return AnalysisResult(units=units, decoding=decoding, summary=_to_python(summary))
+    return AnalysisResult(units=units, decoding=decoding, summary=_to_python(summary), null=null)
 
 
 def _to_python(summary: dict) -> dict:

@@ -2,9 +2,9 @@
 
 The panels (`mirror_sweep.report.panels`, `plot_*`) take DataFrames/arrays and a matplotlib `ax`; they
 read no files and compute no statistics (across-seed means and CIs come from `report.stats`, per-unit
-statistics from the runs' analyses, the permutation null from `analysis.permutation_null`).
-`load_example` is the one loader of per-run arrays (activations) for the per-run panels, and
-`draw_figures` assembles the figures into PNG and PDF files.
+statistics and the top unit's permutation null from what the runs wrote). Figures never import
+the analysis. `load_example` is the one loader of per-run files (activations, the top unit's
+null) for the per-run panels, and `draw_figures` assembles the figures into PNG and PDF files.
 
 Every panel degrades to a note inside the panel when its data is missing (a condition absent from
 the sweep, activations not saved, a single run), so a figure is always written.
@@ -21,7 +21,6 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from mirror_sweep.analysis import permutation_null
 from mirror_sweep.report.panels import (
     label,
     note,
@@ -57,7 +56,6 @@ from mirror_sweep.sweep.aggregate import Sweep
 DPI = 200
 FORMATS = ("png", "pdf")
 N_TRACE_SEQUENCES = 3  # test sequences concatenated in the time-course panels
-MAX_NULL_PERMUTATIONS = 10_000
 RC = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 8.5,
       "xtick.labelsize": 9, "ytick.labelsize": 9, "axes.titleweight": "bold"}
 
@@ -75,8 +73,10 @@ class Example:
     anti: int | None = None  # the most negative unit
     perform: np.ndarray | None = None  # (S*T, k) traces of top + [anti]
     observe: np.ndarray | None = None
-    null: np.ndarray | None = None  # (B,) permutation null of top[0]
+    null: np.ndarray | None = None  # (B,) the run's permutation null of null_unit
+    null_unit: int | None = None  # the unit with the largest r, as the run recorded it
     missing: str = ""  # why traces are absent
+    missing_null: str = ""  # why the null is absent
 
 
 def run_folder(sweep: Sweep, run_id: str) -> Path:
@@ -102,10 +102,11 @@ def choose_example(sweep: Sweep, run_id: str | None = None) -> pd.Series | None:
 
 def load_example(sweep: Sweep, run_id: str | None = None,
                  n_sequences: int = N_TRACE_SEQUENCES) -> Example | None:
-    """Load the example run's traces (activations.npz) and redraw its top unit's null.
+    """Load the example run's traces (activations.npz) and its top unit's null (written by the
+    run).
 
-    Returns None when the sweep has no complete run; an Example without traces (and `missing`
-    saying why) when its activations were not saved or are unreadable.
+    Returns None when the sweep has no complete run; an Example without traces or null (and
+    `missing` / `missing_null` saying why) when the run did not save them or they are unreadable.
     """
     row = choose_example(sweep, run_id)
     if row is None:
@@ -115,10 +116,12 @@ def load_example(sweep: Sweep, run_id: str | None = None,
     example = Example(str(row["run_id"]), str(row["condition"]), int(row["seed"]), units,
                       top=ranked["unit"].iloc[::-1][:3].astype(int).tolist(),
                       anti=int(ranked["unit"].iloc[0]) if len(ranked) else None)
+    folder = run_folder(sweep, example.run_id)
+    load_null(example, folder)
     try:
-        acts = results.load_activations(run_folder(sweep, example.run_id))
+        acts = results.load_activations(folder)
     except results.RunFileError as error:
-        reason = str(error).replace(f"{run_folder(sweep, example.run_id)}/", "")
+        reason = str(error).replace(f"{folder}/", "")
         example.missing = f"activations not available for run {example.run_id}:\n{reason}"
         return example
     perform, observe = acts["perform_hidden"], acts["observe_hidden"]
@@ -127,13 +130,26 @@ def load_example(sweep: Sweep, run_id: str | None = None,
     example.n_timesteps = perform.shape[1]
     example.perform = perform[:s, :, keep].reshape(-1, len(keep))
     example.observe = observe[:s, :, keep].reshape(-1, len(keep))
-    if example.top:
-        b = int(row.get("analysis.n_permutations", 1000) or 1000)
-        unit = example.top[0]
-        example.null = permutation_null(perform[..., [unit]], observe[..., [unit]],
-                                        min(b, MAX_NULL_PERMUTATIONS),
-                                        int(row["analysis_seed"]))[:, 0]
     return example
+
+
+def load_null(example: Example, folder: Path) -> None:
+    """Set example.null / null_unit from the run's top_unit_null.csv, or missing_null."""
+    path = folder / results.NULL_FILE
+    if not path.exists():
+        example.missing_null = (f"run {example.run_id} wrote no permutation null\n"
+                                "(runs write it since the figures stopped recomputing it)")
+        return
+    try:
+        table = results.read_table(path, ("unit", "null_r"))
+    except results.RunFileError as error:
+        example.missing_null = str(error).replace(f"{folder}/", "")
+        return
+    if table.empty:
+        example.missing_null = f"run {example.run_id}: every unit is constant, no null"
+        return
+    example.null_unit = int(table["unit"].iloc[0])
+    example.null = table["null_r"].to_numpy(dtype=float)
 
 
 # ------------------------------------------------------------------------------------ figures
@@ -209,9 +225,9 @@ def figure2(sweep: Sweep, example: Example | None, conditions: list[str],
     ax_c, ax_d = fig.add_subplot(grid[1, :2]), fig.add_subplot(grid[1, 2])
     abs_t, pos_t = thresholds_of(sweep.runs)
     if example is None or example.null is None:
-        note(ax_a, example.missing if example else "no complete run")
+        note(ax_a, example.missing_null if example else "no complete run")
     else:
-        unit = example.top[0]
+        unit = example.null_unit
         row = example.units.set_index("unit").loc[unit]
         plot_permutation_null(ax_a, example.null, float(row["r"]),
                               float(row["p_value"]) if "p_value" in row else None, unit)

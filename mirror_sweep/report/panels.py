@@ -25,6 +25,7 @@ CONDITION_LABELS = {
     "untrained": "untrained",
 }
 PERFORM_COLOR, OBSERVE_COLOR = "#1b6ca8", "#d1495b"
+XCORR_PREFIX = "xcorr_lag_"  # the units table's cross-correlation columns, one per lag
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -310,10 +311,11 @@ def plot_lag_counts(ax, top: pd.DataFrame, max_lag: int) -> None:
 
 
 def plot_xcorr_curves(ax, top: pd.DataFrame, max_lag: int) -> None:
-    """Each top mirror unit's mean cross-correlation by lag (one faint line per unit)."""
-    from mirror_sweep.analysis.lags import lag_labels
+    """Each top mirror unit's mean cross-correlation by lag (one faint line per unit).
 
-    columns = [c for c in lag_labels(max_lag) if c in top]
+    top: units rows with the runs' xcorr_lag_* columns (lags -max_lag..max_lag, in that order).
+    """
+    columns = [c for c in top if str(c).startswith(XCORR_PREFIX)]
     if top.empty or len(columns) != 2 * max_lag + 1:
         return note(ax, "no cross-correlation curves for these units")
     lags = np.arange(-max_lag, max_lag + 1)

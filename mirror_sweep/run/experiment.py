@@ -31,6 +31,7 @@ class RunResult:
     decoding: pd.DataFrame  # one row per (train mode, test mode)
     history: pd.DataFrame  # one row per epoch
     activations: dict[str, np.ndarray]  # test-set hidden states (N, T, H) and actions (N, T)
+    top_null: pd.DataFrame  # unit, null_r: the permutation null (B rows) of the largest-r unit
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,7 @@ def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
     units.insert(units.columns.get_loc("r") + 1, "r_untrained", untrained_r)
     summary = {
         "n_parameters": sum(p.numel() for p in model.parameters()),
-        "analysis_seed": seeds.analysis,  # lets figures redraw this run's permutation null
+        "analysis_seed": seeds.analysis,  # the seed of the analyses' random streams
         **training_scalars(history, final_test, loss_names(cfg.objective)),
         **result.summary,
         **{f"untrained_{key}": value for key, value in untrained_summary.items()},
@@ -149,7 +150,17 @@ def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
                    "perform_actions": test_set.perform_actions,
                    "observe_actions": test_set.observe_actions}
     history_table = pd.DataFrame(history, columns=history_columns(cfg.objective))
-    return RunResult(summary, units, result.decoding, history_table, activations)
+    return RunResult(summary, units, result.decoding, history_table, activations,
+                     top_unit_null(result.units["r"].to_numpy(), result.null))
+
+
+def top_unit_null(r: np.ndarray, null: np.ndarray) -> pd.DataFrame:
+    """The permutation null of the unit with the largest r, for the figures (which never
+    recompute an analysis). r: (H,); null: (B, H). Empty when every unit is constant."""
+    if np.isnan(r).all():
+        return pd.DataFrame({"unit": pd.Series(dtype=int), "null_r": pd.Series(dtype=float)})
+    unit = int(np.nanargmax(r))
+    return pd.DataFrame({"unit": unit, "null_r": null[:, unit]})
 
 
 def training_scalars(history: list[dict[str, float]], final_test: dict[str, float],

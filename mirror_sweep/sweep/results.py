@@ -41,7 +41,8 @@ DECODING_FILE = "decoding.csv"
 HISTORY_FILE = "history.csv"
 ACTIVATIONS_FILE = "activations.npz"
 TABLE_FILES = (UNITS_FILE, DECODING_FILE, HISTORY_FILE)
-RUN_FILES = (*TABLE_FILES, SUMMARY_FILE, ACTIVATIONS_FILE, STATUS_FILE)
+NULL_FILE = "top_unit_null.csv"  # unit, null_r: the permutation null of the largest-r unit
+RUN_FILES = (*TABLE_FILES, SUMMARY_FILE, ACTIVATIONS_FILE, NULL_FILE, STATUS_FILE)
 HYDRA_CONFIG = Path(".hydra") / "config.yaml"
 SWEEP_FILE = ".sweep.json"  # written when a multirun starts (sweep/callbacks.py)
 SUPERSEDED_DIR = "superseded"  # where a complete run of another config or code is moved aside
@@ -111,6 +112,9 @@ def write_run(folder: Path, summary: dict, tables: dict[str, pd.DataFrame],
     for name in TABLE_FILES:
         write_table(folder / name, tables[name])
     written = [*TABLE_FILES, SUMMARY_FILE]
+    if NULL_FILE in tables:  # optional: runs written before it existed have none
+        write_table(folder / NULL_FILE, tables[NULL_FILE])
+        written.append(NULL_FILE)
     if activations is not None:
         write_atomic(folder / ACTIVATIONS_FILE,
                      lambda f: np.savez_compressed(f, **activations), binary=True)
