@@ -1,4 +1,9 @@
-"""Shared fixtures: a composed, shrunk config and a helper to run the CLI in a subprocess."""
+"""Shared fixtures: a composed, shrunk config, a small model and data, a tiny real sweep (made
+once per session), the config groups, and a helper to run the CLI in a subprocess.
+
+Tests that start a subprocess are marked `slow`; so, automatically, is every test that uses
+the `tiny_sweep` fixture (a subprocess sweep).
+"""
 
 from __future__ import annotations
 
@@ -53,8 +58,33 @@ def tiny_config() -> RunConfig:
     return to_run_config(compose_config())
 
 
+GROUPS = ["env", "model", "objective", "data_pairing", "condition"]
+TINY_SWEEP_CONDITIONS = ("shared_bidirectional", "separate_cores")
+
+
+def group_options(group: str) -> list[str]:
+    """The options of a config group: the YAML files of conf/GROUP."""
+    return sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(tmp_path_factory) -> Path:
+    """A real tiny sweep folder: TINY_SWEEP_CONDITIONS x seeds 0, 1, run once per session."""
+    folder = tmp_path_factory.mktemp("tiny_sweep") / "sweep"
+    proc = run_cli(["-m", *TINY, "seed=0,1", f"condition={','.join(TINY_SWEEP_CONDITIONS)}",
+                    f"hydra.sweep.dir={folder}"], cwd=folder.parent)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return folder
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tiny_sweep" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run `python -m mirror_sweep ARGS` in cwd with one torch thread, capturing output."""
+    """Run `python -m mirror_sweep ARGS` in cwd (the app's own thread policy), capturing output."""
     env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
     return subprocess.run([sys.executable, "-m", "mirror_sweep", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout, check=False)

@@ -217,6 +217,7 @@ def test_bad_sweep_folder_is_an_error_naming_it(tmp_path, case, capsys):
     assert not (path / "aggregate").exists()
 
 
+@pytest.mark.slow
 def test_mirror_aggregate_cli_as_a_subprocess(tmp_path):
     make_sweep(tmp_path / "sweep")
     make_job(tmp_path / "sweep", "6", seed=6, status="failed")
@@ -239,6 +240,7 @@ def test_only_failed_runs_writes_the_tables_and_exits_1(tmp_path, capsys):
     assert len(pd.read_csv(tmp_path / "aggregate" / "failed.csv")) == 1
 
 
+@pytest.mark.slow
 def test_aggregate_does_not_import_torch():
     code = ("import sys, mirror_sweep.sweep.aggregate, mirror_sweep.cli; "
             "sys.exit('torch' in sys.modules)")

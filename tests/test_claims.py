@@ -11,15 +11,9 @@ from mirror_sweep.report import claims, claims_report, paper, rules
 from mirror_sweep.report.claims import CLAIMS, Claim
 from mirror_sweep.report.verdicts import FAILS, HOLDS, NOT_MEASURED, evaluate_claims
 from mirror_sweep.sweep.aggregate import load_sweep
-from tests.test_figures import tiny_sweep_dir
 
 MAIN = "shared_bidirectional"
 CONTEXT = {"main": MAIN, "threshold_mismatch": []}
-
-
-@pytest.fixture(scope="session")
-def tiny_sweep(tmp_path_factory):
-    return tiny_sweep_dir(tmp_path_factory)
 
 
 def stats(*rows) -> pd.DataFrame:

@@ -10,6 +10,8 @@ import pytest
 from mirror_sweep.sweep import results
 from tests.conftest import TINY, run_cli
 
+pytestmark = pytest.mark.slow  # every test here runs the app in a subprocess
+
 
 def run_folder(tmp_path, name="run"):
     return tmp_path / name

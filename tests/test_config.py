@@ -1,29 +1,21 @@
 """Every option of every group composes into a valid run config; bad values fail by name."""
 
-from pathlib import Path
 
 import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from mirror_sweep.config import (
-    CONFIG_DIR,
     ConfigError,
     Dynamics,
     Pairing,
     to_run_config,
 )
 from mirror_sweep.run.threads import torch_threads
-from tests.conftest import compose_config
-
-GROUPS = ["env", "model", "objective", "data_pairing", "condition"]
+from tests.conftest import GROUPS, compose_config, group_options
 
 
-def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
-
-
-@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
+@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in group_options(g)])
 def test_every_group_option_composes(group, option):
     cfg = to_run_config(compose_config([f"{group}={option}"]))
     assert cfg.model.hidden_size == 8  # TINY still applies on top of the option

@@ -4,11 +4,10 @@ import pytest
 
 from mirror_sweep.config import to_run_config
 from mirror_sweep.run.experiment import run_experiment
-from tests.conftest import compose_config
-from tests.test_config import GROUPS, options
+from tests.conftest import GROUPS, compose_config, group_options
 
 
-@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
+@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in group_options(g)])
 def test_every_group_option_runs_a_tiny_job(group, option):
     cfg = to_run_config(compose_config([f"{group}={option}", "analysis.n_permutations=50"]))
     result = run_experiment(cfg)

@@ -1,13 +1,7 @@
-"""Figures 1-4 from a tiny real sweep, and how they degrade when data is missing.
-
-`tiny_sweep_dir` (also used by test_claims.py and test_notebook.py) runs one tiny multirun of two
-conditions x two seeds in a subprocess, once per test session.
-"""
+"""Figures 1-4 from the tiny real sweep (conftest), and how they degrade when data is missing."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -22,28 +16,8 @@ from mirror_sweep.sweep.aggregate import Sweep, load_sweep
 from tests.conftest import TINY, run_cli
 
 matplotlib.use("Agg")
-CONDITIONS = ("shared_bidirectional", "separate_cores")
 FIGURE_NAMES = ["figure1_emergence", "figure2_robustness", "figure3_ablations",
                 "figure4_temporal"]
-_CACHE: dict[str, Path] = {}
-
-
-def tiny_sweep_dir(tmp_path_factory) -> Path:
-    """A real tiny sweep (2 conditions x seeds 0, 1), made once per session."""
-    if "sweep" not in _CACHE:
-        folder = tmp_path_factory.mktemp("tiny_sweep") / "sweep"
-        proc = subprocess.run(
-            [sys.executable, "-m", "mirror_sweep", "-m", *TINY, "seed=0,1",
-             f"condition={','.join(CONDITIONS)}", f"hydra.sweep.dir={folder}"],
-            check=False, cwd=folder.parent, capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        _CACHE["sweep"] = folder
-    return _CACHE["sweep"]
-
-
-@pytest.fixture(scope="session")
-def tiny_sweep(tmp_path_factory) -> Path:
-    return tiny_sweep_dir(tmp_path_factory)
 
 
 def assert_figure_files(paths: list[Path], out: Path) -> None:
@@ -61,6 +35,7 @@ def test_draw_figures_writes_every_figure_as_png_and_pdf(tiny_sweep, tmp_path):
     assert_figure_files(figures.draw_figures(sweep, out, n_boot=200), out)
 
 
+@pytest.mark.slow
 def test_single_run_without_activations_degrades_to_notes(tmp_path):
     run = tmp_path / "one_run"
     proc = run_cli([*TINY, "output.save_activations=false", f"hydra.run.dir={run}"],
@@ -81,8 +56,9 @@ def test_example_is_the_main_conditions_first_seed_and_its_null_is_the_runs(tiny
     assert (example.condition, example.seed) == ("shared_bidirectional", 0)
     units = example.units.set_index("unit")
     assert example.top[0] == units["r"].idxmax() and example.anti == units["r"].idxmin()
+    assert example.null_unit == example.top[0]
     assert example.perform.shape == (figures.N_TRACE_SEQUENCES * 12, 4)
-    # The redrawn null reproduces the run's own p-value for that unit (same B, same stream).
+    # The null the run wrote reproduces its own p-value for that unit.
     r = units.loc[example.top[0], "r"]
     p = (1 + np.sum(np.abs(example.null) >= abs(r) - 1e-10)) / (len(example.null) + 1)
     assert p == pytest.approx(units.loc[example.top[0], "p_value"])

@@ -5,17 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
-import pytest
 from nbclient import NotebookClient
 
-from tests.test_figures import tiny_sweep_dir
-
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "aggregate_sweep.ipynb"
-
-
-@pytest.fixture(scope="session")
-def tiny_sweep(tmp_path_factory):
-    return tiny_sweep_dir(tmp_path_factory)
 
 
 def parameters_cell(nb) -> nbformat.NotebookNode:

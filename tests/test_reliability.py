@@ -21,6 +21,7 @@ def complete_run(tmp_path, name="run"):
     return folder
 
 
+@pytest.mark.slow
 def test_a_job_killed_mid_training_is_never_complete(tmp_path):
     folder = tmp_path / "killed"
     args = ["data.n_train=2000", "train.epochs=50", "model.hidden_size=32",
@@ -45,6 +46,7 @@ def test_a_job_killed_mid_training_is_never_complete(tmp_path):
 
 @pytest.mark.parametrize("name", ["units.csv", "summary.json", "history.csv", "decoding.csv",
                                   "activations.npz"])
+@pytest.mark.slow
 def test_a_truncated_file_is_named(tmp_path, name):
     folder = complete_run(tmp_path)
     path = folder / name
@@ -54,6 +56,7 @@ def test_a_truncated_file_is_named(tmp_path, name):
         results.read_run(folder)
 
 
+@pytest.mark.slow
 def test_a_corrupted_status_file_is_named(tmp_path):
     folder = complete_run(tmp_path)
     (folder / "status.json").write_text('{"status": "compl')
@@ -61,6 +64,7 @@ def test_a_corrupted_status_file_is_named(tmp_path):
         results.read_run(folder)
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_the_run_without_metrics(tmp_path):
     folder = tmp_path / "nan"
     proc = run_cli([*TINY, "env.effect_scale=1e30", f"hydra.run.dir={folder}"], cwd=tmp_path)

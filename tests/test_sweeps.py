@@ -105,6 +105,7 @@ def test_slurm_launcher_config_becomes_sbatch_directives(tmp_path, monkeypatch):
     assert executor._executor.parameters["array_parallelism"] == launcher.array_parallelism
 
 
+@pytest.mark.slow
 def test_ablations_preset_with_cli_values_winning_over_its_sweep(tmp_path):
     """Command-line values of swept keys replace the preset's sweep of them (not a product)."""
     sweep_dir = tmp_path / "ablations"
@@ -125,6 +126,7 @@ def test_ablations_preset_with_cli_values_winning_over_its_sweep(tmp_path):
 
 
 @pytest.mark.parametrize("launcher", ["basic", "joblib_local"])
+@pytest.mark.slow
 def test_a_failing_job_keeps_the_healthy_ones(tmp_path, launcher):
     sweep_dir = tmp_path / launcher
     proc = sweep(sweep_dir, f"hydra/launcher={launcher}", "seed=0", "train.lr=1e-3,1e30")
