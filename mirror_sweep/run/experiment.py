@@ -157,6 +157,8 @@ def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
 def top_unit_null(r: np.ndarray, null: np.ndarray) -> pd.DataFrame:
     """The permutation null of the unit with the largest r, for the figures (which never
     recompute an analysis). r: (H,); null: (B, H). Empty when every unit is constant."""
+    import pandas as pd  # loaded by the analysis stage already
+
     if np.isnan(r).all():
         return pd.DataFrame({"unit": pd.Series(dtype=int), "null_r": pd.Series(dtype=float)})
     unit = int(np.nanargmax(r))
