@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from mirror_sweep.config import AnalysisConfig
+
 from .correlation import headline_summary, pooled_r, time_centred_r
 from .decoding import decoding_summary, decoding_table
 from .lags import lag_table
@@ -28,6 +30,7 @@ from .validation import check_actions, check_activations, check_parameters
 __all__ = ["AnalysisResult", "analyze_activations", "headline_metrics", "permutation_null"]
 
 _DECODING_STREAM = 1
+_DEFAULT = AnalysisConfig()  # the keyword defaults below are the run config's (one source)
 
 
 @dataclass
@@ -49,8 +52,9 @@ class AnalysisResult:
     null: np.ndarray | None = None
 
 
-def headline_metrics(perform, observe, *, abs_threshold=0.6, pos_threshold=0.75,
-                     anti_threshold=-0.6) -> tuple[np.ndarray, dict]:
+def headline_metrics(perform, observe, *, abs_threshold=_DEFAULT.abs_threshold,
+                     pos_threshold=_DEFAULT.pos_threshold,
+                     anti_threshold=_DEFAULT.anti_threshold) -> tuple[np.ndarray, dict]:
     """Per-unit pooled Pearson r and the paper's headline scalars.
 
     Args:
@@ -75,10 +79,14 @@ def headline_metrics(perform, observe, *, abs_threshold=0.6, pos_threshold=0.75,
 
 
 def analyze_activations(perform, observe, perform_actions, observe_actions, *, seed: int,
-                        abs_threshold=0.6, pos_threshold=0.75, anti_threshold=-0.6,
-                        n_permutations=10_000, alpha=0.05, max_lag=3,
-                        decoding_test_fraction=0.3, decoding_null_permutations=200,
-                        ridge_alpha=1.0, n_threads=1) -> AnalysisResult:
+                        abs_threshold=_DEFAULT.abs_threshold,
+                        pos_threshold=_DEFAULT.pos_threshold,
+                        anti_threshold=_DEFAULT.anti_threshold,
+                        n_permutations=_DEFAULT.n_permutations, alpha=_DEFAULT.alpha,
+                        max_lag=_DEFAULT.max_lag,
+                        decoding_test_fraction=_DEFAULT.decoding_test_fraction,
+                        decoding_null_permutations=_DEFAULT.decoding_null_permutations,
+                        ridge_alpha=_DEFAULT.ridge_alpha, n_threads=1) -> AnalysisResult:
     """Run every per-run analysis on one pair of activation sets.
 
     Args:

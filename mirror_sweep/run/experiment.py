@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -59,17 +59,6 @@ def build_model(cfg: RunConfig, init_seed: int) -> MirrorGRU:
     torch.manual_seed(init_seed)
     return MirrorGRU(cfg.env.n_actions, cfg.env.sensory_dim, cfg.model.hidden_size,
                      cfg.model.shared_core)
-
-
-def analysis_kwargs(cfg: RunConfig) -> dict[str, float | int]:
-    """The analysis config as keyword arguments of analyze_activations."""
-    a = cfg.analysis
-    return {"abs_threshold": a.abs_threshold, "pos_threshold": a.pos_threshold,
-            "anti_threshold": a.anti_threshold, "n_permutations": a.n_permutations,
-            "alpha": a.alpha, "max_lag": a.max_lag,
-            "decoding_test_fraction": a.decoding_test_fraction,
-            "decoding_null_permutations": a.decoding_null_permutations,
-            "ridge_alpha": a.ridge_alpha}
 
 
 def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
@@ -128,7 +117,7 @@ def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
         limit_threads(threads)  # again: scipy brings its own BLAS pool
     result = analyze_activations(perform, observe, test_set.perform_actions,
                                  test_set.observe_actions, seed=seeds.analysis,
-                                 n_threads=torch.get_num_threads(), **analysis_kwargs(cfg))
+                                 n_threads=torch.get_num_threads(), **asdict(cfg.analysis))
     untrained_r, untrained_summary = headline_metrics(
         untrained_perform, untrained_observe, abs_threshold=cfg.analysis.abs_threshold,
         pos_threshold=cfg.analysis.pos_threshold, anti_threshold=cfg.analysis.anti_threshold)
