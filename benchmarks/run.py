@@ -20,7 +20,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 from threadpoolctl import threadpool_limits
@@ -28,8 +27,7 @@ from threadpoolctl import threadpool_limits
 from benchmarks import flops, sweep
 from benchmarks.bench_analysis import time_analysis
 from mirror_sweep.config import CONFIG_DIR, RunConfig, to_run_config
-from mirror_sweep.run.env import make_effects, make_sequences
-from mirror_sweep.run.experiment import RunSeeds, build_model, run_experiment
+from mirror_sweep.run.experiment import RunSeeds, build_model, make_data, run_experiment
 from mirror_sweep.run.threads import available_cores
 from mirror_sweep.run.train import train
 from mirror_sweep.sweep import results
@@ -104,10 +102,7 @@ def bench_default_run(threads: int) -> tuple[list[Row], dict]:
 def time_training(cfg: RunConfig, threads: int) -> float:
     """Wall seconds of train() alone (data and model built first, not timed) on `threads`."""
     seeds = RunSeeds.from_seed(cfg.seed)
-    effects = make_effects(cfg.env, np.random.default_rng(seeds.env))
-    rng = np.random.default_rng(seeds.data)
-    train_set = make_sequences(cfg.data.n_train, cfg.data_pairing.train, effects, cfg.env, rng)
-    test_set = make_sequences(cfg.data.n_test, cfg.data_pairing.test, effects, cfg.env, rng)
+    train_set, test_set = make_data(cfg, seeds)
     model = build_model(cfg, seeds.init)
     generator = torch.Generator().manual_seed(seeds.batches)
     torch.set_num_threads(threads)

@@ -1,12 +1,14 @@
 """Multiple-comparison adjustments across units, nan-aware.
 
 The family is the set of units with a finite p-value: a constant (dead) unit cannot be tested, so
-it is not counted in m. With no constant units m = H. nan p-values stay nan.
+it is not counted in m. With no constant units m = H. nan p-values stay nan. The step-up
+adjustments are scipy's `false_discovery_control` on the finite p-values.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import false_discovery_control
 
 
 def bh_qvalues(p: np.ndarray) -> np.ndarray:
@@ -18,7 +20,7 @@ def bh_qvalues(p: np.ndarray) -> np.ndarray:
     Returns:
         (H,) q = min(1, min_{j >= i} p_(j) m / j) in the original order; nan where p is nan.
     """
-    return _step_up(p, dependence_factor=False)
+    return _finite_only(p, "bh")
 
 
 def by_qvalues(p: np.ndarray) -> np.ndarray:
@@ -30,7 +32,7 @@ def by_qvalues(p: np.ndarray) -> np.ndarray:
     Returns:
         (H,) adjusted p-values; nan where p is nan.
     """
-    return _step_up(p, dependence_factor=True)
+    return _finite_only(p, "by")
 
 
 def bonferroni(p: np.ndarray) -> np.ndarray:
@@ -47,19 +49,11 @@ def bonferroni(p: np.ndarray) -> np.ndarray:
     return np.minimum(1.0, p * m)
 
 
-def _step_up(p: np.ndarray, dependence_factor: bool) -> np.ndarray:
+def _finite_only(p: np.ndarray, method: str) -> np.ndarray:
+    """scipy.stats.false_discovery_control over the finite p-values; nan elsewhere."""
     p = np.asarray(p, dtype=np.float64)
     q = np.full_like(p, np.nan)
     ok = np.isfinite(p)
-    m = int(ok.sum())
-    if m == 0:
-        return q
-    order = np.argsort(p[ok])
-    ranked = p[ok][order] * m / np.arange(1, m + 1)
-    if dependence_factor:
-        ranked *= np.sum(1.0 / np.arange(1, m + 1))
-    ranked = np.minimum.accumulate(ranked[::-1])[::-1]
-    adjusted = np.empty(m)
-    adjusted[order] = np.minimum(ranked, 1.0)
-    q[ok] = adjusted
+    if ok.any():
+        q[ok] = false_discovery_control(p[ok], method=method)
     return q

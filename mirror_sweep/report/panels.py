@@ -58,6 +58,32 @@ def seeds_note(n: int) -> str:
     return f"n = {n} seed{'s' if n != 1 else ''}"
 
 
+def seed_tick_labels(data: pd.DataFrame, conditions: list[str], brackets: bool = True
+                     ) -> list[str]:
+    """Per condition its label and, below it, its number of seeds in `data` (condition, seed)."""
+    counts = data.groupby("condition")["seed"].nunique()
+    notes = [seeds_note(int(counts.get(c, 0))) for c in conditions]
+    return [f"{label(c)}\n({n})" if brackets else f"{label(c)}\n{n}"
+            for c, n in zip(conditions, notes)]
+
+
+def dodged_rows(stats: pd.DataFrame, conditions: list[str], measures: list[str],
+                finite: str):
+    """(position, measure, row) of each stats row whose `finite` column is finite, at seaborn's
+    dodged position: condition i, measure j of len(measures) -> i - 0.4 + width * (j + 0.5)."""
+    width = 0.8 / len(measures)
+    for i, condition in enumerate(conditions):
+        for j, measure in enumerate(measures):
+            row = stats[(stats["condition"] == condition) & (stats["measure"] == measure)]
+            if len(row) and np.isfinite(row[finite].iloc[0]):
+                yield i - 0.4 + width * (j + 0.5), measure, row.iloc[0]
+
+
+def ci_error(row: pd.Series) -> np.ndarray:
+    """(2, 1) distances from the mean to the CI bounds, as errorbar's xerr / yerr."""
+    return np.array([[row["mean"] - row["ci_low"]], [row["ci_high"] - row["mean"]]])
+
+
 def top_units(units: pd.DataFrame, fraction: float = 0.1) -> pd.DataFrame:
     """Per run, the `fraction` of units with the largest r (at least one): "top mirror units"."""
     ranked = units.dropna(subset=["r"]).sort_values(["run_id", "r"], ascending=[True, False])
@@ -202,20 +228,10 @@ def plot_condition_measures(ax, values: pd.DataFrame, stats: pd.DataFrame,
     sns.stripplot(data=data, y="condition", x="value", hue="measure", order=conditions,
                   hue_order=measures, dodge=True, jitter=0.12, size=3.5, alpha=0.6, ax=ax,
                   palette=palette, orient="h")
-    width = 0.8 / len(measures)
-    for i, condition in enumerate(conditions):
-        for j, measure in enumerate(measures):
-            row = stats[(stats["condition"] == condition) & (stats["measure"] == measure)]
-            if row.empty or not np.isfinite(row["mean"].iloc[0]):
-                continue
-            r = row.iloc[0]
-            y = i - 0.4 + width * (j + 0.5)
-            err = np.array([[r["mean"] - r["ci_low"]], [r["ci_high"] - r["mean"]]])
-            ax.errorbar(r["mean"], y, xerr=np.nan_to_num(err), fmt="D", color=palette[measure],
-                        mec="black", mew=0.6, ms=5, capsize=2.5, lw=1.2)
-    ax.set_yticks(range(len(conditions)),
-                  [f"{label(c)}\n({seeds_note(data[data['condition'] == c]['seed'].nunique())})"
-                   for c in conditions])
+    for y, measure, r in dodged_rows(stats, conditions, measures, "mean"):
+        ax.errorbar(r["mean"], y, xerr=np.nan_to_num(ci_error(r)), fmt="D",
+                    color=palette[measure], mec="black", mew=0.6, ms=5, capsize=2.5, lw=1.2)
+    ax.set_yticks(range(len(conditions)), seed_tick_labels(data, conditions))
     ax.set_ylabel("")
     ax.set_xlabel(xlabel)
     ax.set_ylim(len(conditions) - 0.5, -0.5)
@@ -241,9 +257,7 @@ def plot_decoding(ax, decoding: pd.DataFrame, conditions: list[str]) -> None:
                   hue_order=combos, dodge=True, jitter=0, size=7, marker="|", ax=ax,
                   palette={c: "black" for c in combos}, orient="h", legend=False, linewidth=1)
     ax.plot([], [], "|", color="black", ms=8, label="chance (label-permutation null mean)")
-    ax.set_yticks(range(len(conditions)),
-                  [f"{label(c)}\n({seeds_note(data[data['condition'] == c]['seed'].nunique())})"
-                   for c in conditions])
+    ax.set_yticks(range(len(conditions)), seed_tick_labels(data, conditions))
     ax.set_ylabel("")
     ax.set_xlabel("action decoding accuracy (held-out sequences; fraction correct)")
     ax.set_xlim(0, 1.02)
@@ -261,9 +275,8 @@ def plot_r_by_condition(ax, units: pd.DataFrame, conditions: list[str],
     for t in (-thresholds[0], thresholds[0]):
         ax.axhline(t, color="0.5", lw=0.8, ls="--")
     ax.axhline(thresholds[1], color="0.2", lw=0.8, ls="-.")
-    ax.set_xticks(range(len(conditions)),
-                  [f"{label(c)}\n{seeds_note(data[data['condition'] == c]['seed'].nunique())}"
-                   for c in conditions], rotation=30, ha="right")
+    ax.set_xticks(range(len(conditions)), seed_tick_labels(data, conditions, brackets=False),
+                  rotation=30, ha="right")
     ax.set_xlabel("")
     ax.set_ylabel("per-unit Pearson r (perform vs observe)")
     ax.set_ylim(-1.05, 1.05)
@@ -280,16 +293,8 @@ def plot_condition_bars(ax, stats: pd.DataFrame, conditions: list[str],
         return note(ax, "not measured in this sweep")
     sns.barplot(data=data, x="condition", y="mean", hue="measure", order=conditions,
                 hue_order=measures, ax=ax, palette="colorblind", errorbar=None)
-    width = 0.8 / len(measures)
-    for i, condition in enumerate(conditions):
-        for j, measure in enumerate(measures):
-            row = data[(data["condition"] == condition) & (data["measure"] == measure)]
-            if row.empty or not np.isfinite(row["ci_low"].iloc[0]):
-                continue
-            r = row.iloc[0]
-            ax.errorbar(i - 0.4 + width * (j + 0.5), r["mean"],
-                        yerr=[[r["mean"] - r["ci_low"]], [r["ci_high"] - r["mean"]]],
-                        color="black", capsize=2.5, lw=1)
+    for x, _, r in dodged_rows(data, conditions, measures, "ci_low"):
+        ax.errorbar(x, r["mean"], yerr=ci_error(r), color="black", capsize=2.5, lw=1)
     n = data.groupby("condition")["n"].max()
     ax.set_xticks(range(len(conditions)),
                   [f"{label(c)}\n{seeds_note(int(n.get(c, 0)))}" for c in conditions],

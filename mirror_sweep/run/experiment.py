@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mirror_sweep.config import RunConfig
-from mirror_sweep.run.env import make_effects, make_sequences
+from mirror_sweep.run.env import SequenceSet, make_effects, make_sequences
 from mirror_sweep.run.threads import limit_threads
 
-# Each stage imports what it needs when it runs (torch ~1.3 s, scipy/sklearn/pandas ~1 s), so a
+# Each stage imports what it needs when it runs (torch ~1.3 s, scipy/pandas ~1 s), so a
 # job's start-up before data generation is the interpreter, Hydra and numpy only.
 if TYPE_CHECKING:
     import pandas as pd
@@ -50,6 +50,16 @@ class RunSeeds:
         return cls(*(int(child.generate_state(1)[0]) for child in children))
 
 
+def make_data(cfg: RunConfig, seeds: RunSeeds) -> tuple[SequenceSet, SequenceSet]:
+    """The run's training and test sets (its effect vectors from seeds.env, sequences from
+    seeds.data: the test set is drawn after the training set from the same stream)."""
+    effects = make_effects(cfg.env, np.random.default_rng(seeds.env))
+    data_rng = np.random.default_rng(seeds.data)
+    train_set = make_sequences(cfg.data.n_train, cfg.data_pairing.train, effects, cfg.env, data_rng)
+    test_set = make_sequences(cfg.data.n_test, cfg.data_pairing.test, effects, cfg.env, data_rng)
+    return train_set, test_set
+
+
 def build_model(cfg: RunConfig, init_seed: int) -> MirrorGRU:
     """A freshly initialised model whose weights depend only on init_seed."""
     import torch
@@ -75,10 +85,7 @@ def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
 
     stage("data")
     start = time.perf_counter()
-    effects = make_effects(cfg.env, np.random.default_rng(seeds.env))
-    data_rng = np.random.default_rng(seeds.data)
-    train_set = make_sequences(cfg.data.n_train, cfg.data_pairing.train, effects, cfg.env, data_rng)
-    test_set = make_sequences(cfg.data.n_test, cfg.data_pairing.test, effects, cfg.env, data_rng)
+    train_set, test_set = make_data(cfg, seeds)
     seconds["data"] = time.perf_counter() - start
     import torch  # after the data, which needs numpy only
 
