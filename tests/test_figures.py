@@ -11,6 +11,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from mirror_sweep.report import figures
+from mirror_sweep.report.stats import report_stats
 from mirror_sweep.sweep import results
 from mirror_sweep.sweep.aggregate import Sweep, load_sweep
 from tests.conftest import TINY, run_cli
@@ -97,3 +98,38 @@ def test_varying_hidden_size_keeps_the_papers_96():
     kept, note = figures.one_hidden_size(sweep)
     assert list(kept.runs["run_id"]) == ["b", "c"] and list(kept.units["run_id"]) == ["b", "c"]
     assert "96" in note
+
+
+def panel_titles(fig) -> list[str]:
+    return [ax.get_title(loc="left") for ax in fig.axes if ax.get_title(loc="left")]
+
+
+def test_figures_show_the_panels_their_labels_and_the_seed_counts(tiny_sweep):
+    sweep = load_sweep(tiny_sweep)
+    stats = report_stats(sweep.runs, n_boot=100)
+    conditions = figures.ordered_conditions(sweep.runs["condition"])
+    example = figures.load_example(sweep)
+    fig1 = figures.figure1(sweep, example, conditions)
+    fig2 = figures.figure2(sweep, example, conditions, stats)
+    fig3 = figures.figure3(sweep, conditions, stats)
+    fig4 = figures.figure4(sweep, example, conditions)
+    assert [t[:2] for t in panel_titles(fig1)] == ["A ", "B ", "C "]
+    assert "shared core (main), seed 0" in panel_titles(fig1)[0]
+    assert [t.split()[0] for t in panel_titles(fig2)] == ["A", "B1", "B2", "C", "D"]
+    assert [t[:2] for t in panel_titles(fig3)] == ["A ", "B "]
+    assert "n = 2 seeds" in panel_titles(fig4)[0]  # 10% top units of the main condition's runs
+    assert fig1.get_suptitle().startswith("Figure 1") and "sweep: sweep" in fig1.get_suptitle()
+    ax_b1 = fig2.axes[1]
+    assert ax_b1.get_xlabel() == "fraction of units with |r| > 0.6"
+    assert [t.get_text() for t in ax_b1.get_yticklabels()] == [
+        "shared core (main)\n(n = 2 seeds)", "separate cores\n(n = 2 seeds)"]
+    # The paper's claimed band is on the main condition's row, at its thresholds.
+    band = [p for p in ax_b1.collections if p.get_label() == "paper's claim (main run)"]
+    assert len(band) == 1 and band[0].get_paths()[0].vertices[:, 0].min() == 0.35
+    ax_a = fig2.axes[0]
+    assert ax_a.get_xlabel() == f"Pearson r of unit {example.null_unit} (perform vs observe)"
+    assert "null: re-paired sequences (B = 100)" in [t.get_text() for t in ax_a.get_legend().texts]
+    bars = fig3.axes[1]
+    assert bars.get_ylabel() == "fraction of units (mean over seeds, 95% CI)"
+    assert [t.get_text() for t in bars.get_xticklabels()] == [
+        "shared core (main)\nn = 2 seeds", "separate cores\nn = 2 seeds"]
