@@ -70,15 +70,3 @@ def test_a_running_or_failed_run_is_not_complete(tmp_path):
     assert status["status"] == "failed" and "RuntimeError: boom" in status["error"]
     assert not results.is_complete(folder)
 
-
-def test_write_atomic_leaves_the_old_file_when_writing_fails(tmp_path):
-    path = tmp_path / "x.txt"
-    path.write_text("old")
-
-    def fail(handle):
-        handle.write("half")
-        raise OSError("disk full")
-
-    with pytest.raises(OSError):
-        results.write_atomic(path, fail)
-    assert path.read_text() == "old" and list(tmp_path.iterdir()) == [path]

@@ -42,29 +42,16 @@ class Stat:
 
 @dataclass(frozen=True)
 class Const:
-    """A number."""
+    """A number, or a number times a statistic (`of`)."""
 
     number: float
+    of: Stat | None = None
 
     def value(self, rows: dict[str, dict]) -> float:
-        return self.number
+        return self.number if self.of is None else self.number * self.of.value(rows)
 
     def text(self) -> str:
-        return f"{self.number:g}"
-
-
-@dataclass(frozen=True)
-class Scaled:
-    """A factor times a term."""
-
-    factor: float
-    term: Stat
-
-    def value(self, rows: dict[str, dict]) -> float:
-        return self.factor * self.term.value(rows)
-
-    def text(self) -> str:
-        return f"{self.factor:g} x {self.term.text()}"
+        return f"{self.number:g}" + (f" x {self.of.text()}" if self.of is not None else "")
 
 
 @dataclass(frozen=True)
@@ -73,7 +60,7 @@ class Compare:
 
     left: Stat
     op: str
-    right: Stat | Const | Scaled
+    right: Stat | Const
 
     def holds(self, rows: dict[str, dict]) -> bool:
         return bool(_OPS[self.op](self.left.value(rows), self.right.value(rows)))
@@ -98,7 +85,7 @@ class Rule:
     def sources(self) -> set[str]:
         """The rows the rule reads (THIS always)."""
         terms = [t for p in self.parts for t in (p.left, p.right)]
-        terms += [t.term for t in terms if isinstance(t, Scaled)]
+        terms += [t.of for t in terms if isinstance(t, Const)]
         return {THIS} | {t.source for t in terms if isinstance(t, Stat)}
 
 
@@ -139,7 +126,7 @@ def reduces() -> Rule:
 
 def removes() -> Rule:
     """Reduces, and to at most half the reference's mean."""
-    return Rule("removes", (Compare(HIGH, "<", REF_LOW), Compare(MEAN, "<=", Scaled(0.5, REF_MEAN))))
+    return Rule("removes", (Compare(HIGH, "<", REF_LOW), Compare(MEAN, "<=", Const(0.5, REF_MEAN))))
 
 
 def exceeds() -> Rule:
