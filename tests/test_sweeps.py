@@ -80,24 +80,18 @@ def test_launcher_options_compose_with_the_plugins():
 
 
 def test_slurm_launcher_config_becomes_sbatch_directives(tmp_path, monkeypatch):
-    """The launcher's own parameter mapping (hydra_submitit_launcher.launch), rendered by submitit.
-
-    A fake `srun` on PATH lets submitit build its SLURM executor here; nothing is submitted.
+    """The launcher's own parameter mapping (as hydra_submitit_launcher.launch), rendered by
+    submitit. A fake `srun` on PATH lets submitit build its SLURM executor here; nothing is
+    submitted.
     """
-    import submitit
-    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+    from hydra.utils import instantiate
 
     (tmp_path / "srun").write_text("#!/bin/sh\nexit 0\n")
     (tmp_path / "srun").chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     launcher = compose_hydra(["hydra/launcher=slurm", "hydra.launcher.partition=cpu",
                               f"hydra.sweep.dir={tmp_path}"]).hydra.launcher
-    params = OmegaConf.to_container(launcher, resolve=True)
-    params.pop("_target_")
-    executor = submitit.AutoExecutor(folder=params.pop("submitit_folder"), cluster="slurm",
-                                     slurm_max_num_timeout=params.pop("max_num_timeout"))
-    base = set(OmegaConf.structured(BaseQueueConf).keys())
-    executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()})
+    executor = instantiate(launcher).make_executor()
     text = executor._executor._make_submission_file_text("python job.py", "uid")
     for line in ["--partition=cpu", f"--cpus-per-task={launcher.cpus_per_task}",
                  f"--mem={launcher.mem_gb}GB", f"--time={launcher.timeout_min}"]:
