@@ -30,7 +30,7 @@ class WatchedSlurmConf(SlurmQueueConf):
 class WatchedLocalConf(LocalQueueConf):
     _target_: str = "hydra_plugins.mirror_sweep_submitit.launcher.LocalLauncher"
     # at most this many jobs at once; null: this machine's cores // cpus_per_task
-    array_parallelism: Optional[int] = None
+    array_parallelism: Optional[int] = None  # noqa: UP045 (OmegaConf 2.3 reads Optional)
     poll_s: float = 1.0
     lost_after_s: float = 10.0
 

@@ -28,17 +28,19 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher as base
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
-from hydra_plugins.mirror_sweep_submitit.config import OWN_KEYS
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from hydra_plugins.mirror_sweep_submitit.config import OWN_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +179,7 @@ class WatchedLauncher(base.BaseSubmititLauncher):
 
         try:
             outcome, value = pickle_load(job.paths.result_pickle)
-        except Exception as error:  # a torn or unreadable pickle: the job is not usable
+        except Exception as error:  # noqa: BLE001 (a torn or unreadable pickle: no result)
             self.fail(job, "FAILED", f"unreadable result file {job.paths.result_pickle} ({error})")
             return
         if outcome == "success" and isinstance(value, JobReturn):
@@ -303,7 +305,7 @@ class SlurmLauncher(WatchedLauncher, base.SlurmLauncher):
         if fresh:
             try:
                 submitted = executor.map_array(self, *zip(*(job.params for job in fresh)))
-            except Exception as error:  # sbatch refused: a bad partition, account, qos, ...
+            except Exception as error:  # noqa: BLE001 (sbatch refused: partition, qos, ...)
                 message = str(error).strip().splitlines()
                 print(f"mirror-sweep: SLURM refused the jobs: {message[-1] if message else error}",
                       file=sys.stderr, flush=True)
@@ -396,7 +398,8 @@ class LocalLauncher(WatchedLauncher, base.LocalLauncher):
             if state == "RUNNING":
                 out[job.num] = (True, "RUNNING", "")
             else:
-                out[job.num] = (False, "KILLED", f"the job's process (controller pid {job.job_id})"
-                                f" ended without a result: killed (SIGKILL, out of memory) or "
-                                f"crashed ({state.lower()}; log: {job.paths.stderr})")
+                reason = (f"the job's process (controller pid {job.job_id}) ended without a "
+                          f"result: killed (SIGKILL, out of memory) or crashed ({state.lower()}; "
+                          f"log: {job.paths.stderr})")
+                out[job.num] = (False, "KILLED", reason)
         return out

@@ -172,6 +172,7 @@ def failure(job: Job, level: dict[str, Any], root: Path) -> dict[str, Any] | Non
         "failed": status.get("error", "failed (no error recorded)"),
         "running": f"status running (pid {status.get('pid')}): killed, or still running",
         "missing": "no status.json: the job was killed or never started",
+        "pending": f"queued, not started ({status.get('launcher')} job {status.get('job_id')})",
     }
     return {**row, "status": state, "error": messages.get(state, f"unknown status {state!r}")}
 
