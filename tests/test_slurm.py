@@ -168,7 +168,7 @@ def test_queue_reads_squeue_and_sacct_lines():
 def test_local_launcher_runs_at_most_cores_per_cpus_jobs_at_once():
     from hydra_plugins.mirror_sweep_submitit.launcher import LocalLauncher
 
-    cores = os.cpu_count()
+    cores = len(os.sched_getaffinity(0))
     assert LocalLauncher(submitit_folder="x", cpus_per_task=1).parallel == cores
     assert LocalLauncher(submitit_folder="x", cpus_per_task=cores).parallel == 1
     assert LocalLauncher(submitit_folder="x", cpus_per_task=1, array_parallelism=3).parallel == 3
@@ -297,6 +297,15 @@ def test_slurm_array_parallelism_and_pending_jobs_in_aggregation(cluster, tmp_pa
         time.sleep(0.2)
     out, _ = finish(proc)
     assert "2 jobs: 2 complete" in out and most == 1
+
+
+@pytest.mark.slow
+@pytest.mark.slurm
+def test_slurm_refusing_the_jobs_is_one_line_and_exit_1(cluster, tmp_path):
+    proc = start_sweep(tmp_path / "refused", *SLURM, "hydra.launcher.partition=no_such_partition")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in out + err
+    assert "mirror-sweep: SLURM refused the jobs: " in err and "partition" in err.splitlines()[-1]
 
 
 @pytest.mark.slow

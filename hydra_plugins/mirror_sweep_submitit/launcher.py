@@ -373,9 +373,11 @@ class LocalLauncher(WatchedLauncher, base.LocalLauncher):
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
+        from mirror_sweep.run.threads import available_cores
+
         parallel = self.params.pop("array_parallelism", None)
         cpus = self.params.get("cpus_per_task") or 1
-        self.parallel = int(parallel) if parallel else max(1, (os.cpu_count() or 1) // cpus)
+        self.parallel = int(parallel) if parallel else max(1, available_cores() // cpus)
 
     def start(self, jobs: list[Tracked], executor: Any, sweep_dir: Path) -> None:
         for job in jobs:
