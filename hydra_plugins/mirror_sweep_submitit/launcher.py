@@ -159,6 +159,7 @@ class WatchedLauncher(base.BaseSubmititLauncher):
     def fail(self, job: Tracked, state: str, message: str) -> None:
         """Record a job that ended without a result as failed (unless its folder says complete)."""
         from mirror_sweep.sweep import results
+        from mirror_sweep.sweep.lock import JobLock, LockHeld
 
         job.outcome = self.done_return(job)
         if read_status(job.folder).get("status") == "complete":
@@ -166,8 +167,12 @@ class WatchedLauncher(base.BaseSubmititLauncher):
             return
         self.record_pending(job)  # a job that never started has no folder yet
         try:
-            results.write_status(job.folder, "failed", error=f"{state}: {message}",
-                                 launcher_state=state, job_id=job.job_id)
+            with JobLock(job.folder):  # never over a live process's job (sweep/lock.py)
+                results.write_status(job.folder, "failed", error=f"{state}: {message}",
+                                     launcher_state=state, job_id=job.job_id)
+        except LockHeld as error:
+            log.warning("job %d: %s; but %s: left alone", job.num, message, error)
+            return
         except OSError as error:
             log.error("job %d: could not record its failure in %s: %s", job.num, job.folder,
                       error)

@@ -37,7 +37,7 @@ def job_outcome(folder: Path, since: float) -> str:
         return "failed"
     if is_locked(folder):
         return "running elsewhere"
-    if state.state in (results.RUNNING, results.MISSING):
+    if state.state in (results.RUNNING, results.MISSING, results.PENDING):
         return "incomplete"  # killed, or never started
     return "unreadable"  # a corrupt file, or a config rewritten by a later job
 

@@ -200,6 +200,7 @@ def folder_config_hash(folder: Path) -> str:
 COMPLETE, MISSING, RUNNING, FAILED, UNREADABLE = "complete", "missing", "running", "failed", \
     "unreadable"
 CONFIG_CHANGED, CODE_CHANGED = "config_changed", "code_changed"
+PENDING = "pending"  # submitted by a submitit launcher (hydra_plugins/), not started yet
 
 
 @dataclass(frozen=True)
@@ -240,6 +241,9 @@ def run_state(folder: Path, config_hash: str | None = None,
     if state == "running":
         return RunState(RUNNING, f"status running (pid {status.get('pid')}, host "
                                  f"{status.get('host')}): killed, or still running", status)
+    if state == PENDING:
+        return RunState(PENDING, f"queued, not started ({status.get('launcher')} job "
+                                 f"{status.get('job_id')})", status)
     if state == "failed":
         return RunState(FAILED, str(status.get("error", "failed (no error recorded)")), status)
     if state != "complete":
