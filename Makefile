@@ -6,7 +6,7 @@ TORCH ?= torch==2.13.0
 SWEEP ?= multirun/paper-ablations
 BIN = $(VENV)/bin
 
-.PHONY: setup main paper sweep report test bench
+.PHONY: setup main paper sweep report test bench bench-aggregate
 
 setup: $(VENV)/.installed
 
@@ -34,3 +34,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python -m benchmarks.run
+
+# Aggregation at scale: 10^4 synthetic runs (a few minutes, most of it writing the runs).
+bench-aggregate: setup
+	$(BIN)/python -m benchmarks.bench_aggregate

@@ -29,6 +29,7 @@ from mirror_sweep.config import (
     ConfigError,
     Resume,
     RunConfig,
+    keeps_activations,
     register_configs,
     to_run_config,
 )
@@ -71,7 +72,8 @@ def execute(cfg: RunConfig, folder: Path, digest: str, threads: int,
                               "ended": time.time()}}
     tables = {results.UNITS_FILE: result.units, results.DECODING_FILE: result.decoding,
               results.HISTORY_FILE: result.history, results.NULL_FILE: result.top_null}
-    activations = result.activations if cfg.output.save_activations else None
+    activations = result.activations if keeps_activations(cfg.output.save_activations,
+                                                          cfg.seed) else None
     write_hydra_record(folder)  # this job's config, even if another process rewrote .hydra/
     results.write_run(folder, summary, tables, activations, digest, **record,
                       ended=summary["provenance"]["ended"])

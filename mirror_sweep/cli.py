@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from mirror_sweep.report.stats import headline_stats, report_stats
-from mirror_sweep.sweep.aggregate import Sweep, SweepError, load_sweep, write_aggregate
+from mirror_sweep.sweep.aggregate import Aggregate, SweepError, aggregate_sweep, read_aggregate
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,38 +25,58 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="no progress lines on large sweeps")
     parser.add_argument("--no-figures", action="store_true",
                         help="write the claims report but skip the figures (faster)")
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                        help="processes that verify runs in parallel (default: min(2, cores))")
     return parser
 
 
-def print_summary(sweep: Sweep, out_dir: Path) -> None:
-    """Table sizes, failures and where the files are."""
+def print_summary(result: Aggregate) -> None:
+    """Table sizes, failures, duplicates and where the files are."""
+    sweep, out_dir = result.sweep, result.out
+    n_dup = len(sweep.duplicates)
     print(f"aggregated {sweep.path}: {len(sweep.runs)} complete runs, "
-          f"{len(sweep.failed)} failed or incomplete")
-    for name in ["runs", "units", "decoding", "history", "failed"]:
-        table = getattr(sweep, name)
-        print(f"  {name + '.csv':<16} {len(table):>7} rows x {table.shape[1]} columns")
+          f"{len(sweep.failed) - n_dup} failed or incomplete"
+          f"{f', {n_dup} duplicates' if n_dup else ''} ({result.n_cached} unchanged runs "
+          "not re-verified)")
+    for name in ["runs", "units", "decoding", "history", "failed", "duplicates"]:
+        rows, columns = result.shapes[name]
+        print(f"  {name + '.csv':<16} {rows:>7} rows x {columns} columns")
     print(f"  robustness.csv   per condition across seeds\n  files: {out_dir}")
-    if len(sweep.failed):
-        print(f"  see {out_dir / 'failed.csv'} for the {len(sweep.failed)} failed runs' errors")
+    if n_dup:
+        print(f"  {n_dup} duplicate runs (same config as an earlier run_id) counted once: see "
+              f"{out_dir / 'duplicates.csv'}")
+    if len(sweep.failed) > n_dup:
+        print(f"  see {out_dir / 'failed.csv'} for the {len(sweep.failed) - n_dup} failed runs' "
+              "errors")
 
 
 def aggregate_main(argv: list[str] | None = None) -> int:
     """`mirror-aggregate SWEEP_DIR`: 0 on success, 1 if no run is complete, 2 on a bad folder."""
     args = build_parser().parse_args(argv)
+    # One bootstrap per aggregation: robustness.csv, the claims and the figures read this table.
+    stats = {}
+
+    def summarise(runs):
+        stats["table"] = report_stats(runs, n_boot=args.n_boot, seed=args.seed)
+        return headline_stats(stats["table"])
+
     try:
-        sweep = load_sweep(args.sweep_dir, progress_every=0 if args.quiet else 100)
+        result = aggregate_sweep(args.sweep_dir, args.out, n_boot=args.n_boot, seed=args.seed,
+                                 workers=max(1, args.workers),
+                                 progress_every=0 if args.quiet else 100, summary=summarise)
     except SweepError as error:
         print(f"mirror-aggregate: {error}", file=sys.stderr)
         return 2
-    # One bootstrap per aggregation: robustness.csv, the claims and the figures read this table.
-    stats = report_stats(sweep.runs, n_boot=args.n_boot, seed=args.seed)
-    out_dir = write_aggregate(sweep, args.out, n_boot=args.n_boot, seed=args.seed,
-                              summary=headline_stats(stats))
-    print_summary(sweep, out_dir)
+    sweep, out_dir = result.sweep, result.out
+    print_summary(result)
+    # The figures and claims stage reads `sweep` and writes into `out_dir`; claims need only the
+    # runs table, figures the per-unit and per-decoder tables too (read back from the CSVs).
     if not sweep.runs.empty:
         from mirror_sweep.report.write import write_report  # matplotlib only when reporting
 
-        write_report(sweep, out_dir, figures=not args.no_figures, stats=stats)
+        if not args.no_figures:
+            sweep = read_aggregate(out_dir, sweep)
+        write_report(sweep, out_dir, figures=not args.no_figures, stats=stats["table"])
     if sweep.runs.empty:
         print(f"mirror-aggregate: no complete run in {sweep.path}", file=sys.stderr)
         return 1

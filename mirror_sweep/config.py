@@ -117,8 +117,33 @@ class Resume(enum.Enum):
 
 @dataclass
 class OutputConfig:
-    save_activations: bool = True  # activations.npz: test-set hidden states, both modes, actions
+    # Which runs write activations.npz (test-set hidden states in both modes + actions, ~2.4 MB a
+    # run at default sizes): all | none | first_seeds:N (only runs with seed < N; see
+    # keeps_activations). "all" suits the 90-job ablation sweep (~0.2 GB); for 10^4-10^5 jobs use
+    # first_seeds:1 (the figures need one run's traces).
+    save_activations: str = "all"
     resume: Resume = Resume.code  # which complete jobs a sweep skips (see Resume)
+
+
+ACTIVATION_POLICIES = ("all", "none", "first_seeds:N")
+
+
+def keeps_activations(policy: str, seed: int) -> bool:
+    """Whether a run with this seed writes activations.npz under output.save_activations=policy.
+
+    "all" (also "true"), "none" (also "false"), "first_seeds:N": only runs with seed < N, so a
+    sweep over seed=range(0,K) keeps them for the first N seeds of every condition.
+    """
+    text = str(policy).strip().lower()
+    if text in ("all", "true"):
+        return True
+    if text in ("none", "false"):
+        return False
+    head, _, count = text.partition(":")
+    if head == "first_seeds" and count.strip().isdigit():
+        return seed < int(count)
+    raise ConfigError(f"config key 'output.save_activations' = {policy!r}: must be one of "
+                      f"{', '.join(ACTIVATION_POLICIES)}")
 
 
 @dataclass
@@ -193,6 +218,7 @@ def validate(cfg: RunConfig) -> None:
     if not 1 <= n_held_out < cfg.data.n_test:
         fail("analysis.decoding_test_fraction",
              f"must hold out between 1 and {cfg.data.n_test - 1} of data.n_test sequences")
+    keeps_activations(cfg.output.save_activations, cfg.seed)  # raises on an unknown policy
 
 
 def to_run_config(cfg: DictConfig) -> RunConfig:

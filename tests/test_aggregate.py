@@ -33,8 +33,9 @@ def make_job(root: Path, run_id: str, seed: int, condition: str | None = "shared
     """A job folder as Hydra and app.py write it, with metrics drawn from the seed."""
     folder = root / run_id
     (folder / ".hydra").mkdir(parents=True)
+    # A condition sets config keys (here one that stands for them), so conditions differ in config.
     config = {"seed": seed, "model": {"shared_core": True, "hidden_size": hidden_size},
-              "train": {"lr": 0.001, "epochs": 1}}
+              "train": {"lr": 0.001, "epochs": 1}, "objective": {"condition": str(condition)}}
     choices = {"condition": condition, "env": "linear", "model": "shared_gru",
                "objective": "bidirectional", "data_pairing": "paired", "hydra/launcher": "basic"}
     OmegaConf.save(OmegaConf.create(config), folder / ".hydra" / "config.yaml")
@@ -184,8 +185,8 @@ def test_write_aggregate_twice_gives_identical_files_and_leaves_runs_untouched(t
     before = file_hashes(tmp_path)
     out = write_aggregate(load_sweep(tmp_path), n_boot=500)
     assert out == tmp_path / "aggregate"
-    names = ["decoding.csv", "failed.csv", "history.csv", "robustness.csv", "runs.csv",
-             "units.csv"]
+    names = ["decoding.csv", "duplicates.csv", "failed.csv", "history.csv", "robustness.csv",
+             "runs.csv", "units.csv"]
     assert sorted(p.name for p in out.iterdir()) == names
     first = {name: (out / name).read_bytes() for name in names}
     write_aggregate(load_sweep(tmp_path), n_boot=500)

@@ -1,17 +1,34 @@
-"""Load a sweep's run folders into tidy pandas tables and summarise them across seeds (no torch).
+"""Load a sweep's run folders into tidy tables, in memory (notebooks) or streamed to CSV (CLI).
 
-A sweep folder holds Hydra job folders (any folder with `.hydra/config.yaml`, at any depth); each
-job folder holds a run written by `mirror_sweep.sweep.results`. `load_sweep` joins every job's config,
-overrides and group choices to its tables; `write_aggregate` writes the tables as CSV files
-(with the across-seed summaries of `mirror_sweep.sweep.summaries`). Per-run files are only read.
+A sweep folder holds job folders (any folder holding `.hydra/` or `status.json`, at any depth);
+each job folder holds a run written by `mirror_sweep.sweep.results`. Every job folder is examined
+once (`examine`): its Hydra records, its status and, for a complete run, the checksums and table
+headers. A run that passes is aggregated; every other job folder becomes a `failed` row naming
+why (a missing or corrupt file of any kind is a row, never a crash). Runs with the same config
+hash are counted once: the first in natural run_id order is kept, the others are `duplicate` rows
+in `failed` and listed in `duplicates`.
+
+`load_sweep` joins every run's config, overrides and group choices to its tables in memory;
+`write_aggregate` writes such a Sweep as CSV files. `aggregate_sweep` (what `mirror-aggregate`
+runs) streams the per-unit, per-decoder and per-epoch tables run by run into the CSV files, so
+memory holds only the per-run table, and reuses a verification cache (`verify_cache`) so that
+unchanged runs are neither re-hashed nor re-parsed. Both give the same tables. Per-run files are
+only read.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import os
 import re
+import shutil
 import sys
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +37,22 @@ import yaml
 
 from mirror_sweep.sweep import results
 from mirror_sweep.sweep.summaries import robustness
+from mirror_sweep.sweep.verify_cache import CACHE_FILE, VerifyCache, signature, signed_names
 
 HYDRA_DIR = ".hydra"
 GROUP_CHOICES = ["env", "model", "objective", "data_pairing"]
 RUN_COLUMNS = ["run_id", "condition", "seed", *GROUP_CHOICES, "hidden_size"]
 FAILED_COLUMNS = ["run_id", "condition", "seed", "status", "error"]
+DUPLICATE_COLUMNS = ["run_id", "condition", "seed", "config_hash", "kept_run_id"]
 AGGREGATE_DIR = "aggregate"
+# The per-run tables: name in the Sweep and aggregate file, the run's file, required columns.
+TABLES = {"units": (results.UNITS_FILE, ("unit", "r")),
+          "decoding": (results.DECODING_FILE, ("train_mode", "test_mode", "accuracy")),
+          "history": (results.HISTORY_FILE, ())}
+# A folder holding either of these is a job folder (the aggregate of its own).
+_JOB_MARKERS = (HYDRA_DIR, results.STATUS_FILE)
+# Below this many runs to verify, a process pool costs more than it saves.
+_PARALLEL_MIN = 200
 # Override keys left out of condition labels: the seed is the replicate, hidden_size has its own
 # column, `condition` is the label's head, and these others never change a run's numbers.
 _UNLABELLED_KEYS = {"seed", "model.hidden_size", "condition", "train.progress", "output.resume",
@@ -36,11 +63,16 @@ class SweepError(ValueError):
     """The sweep folder is missing, empty, or holds no job folder; the message names the path."""
 
 
+def _empty(columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(columns=columns)
+
+
 @dataclass
 class Sweep:
     """A sweep read back: one row per complete run, per unit, per decoder, per epoch, per failure.
 
-    Every table starts with the run-level columns RUN_COLUMNS (failed: FAILED_COLUMNS).
+    Every table starts with the run-level columns RUN_COLUMNS (failed: FAILED_COLUMNS;
+    duplicates: DUPLICATE_COLUMNS, the runs counted once and the run kept in their place).
     """
 
     path: Path
@@ -49,30 +81,66 @@ class Sweep:
     decoding: pd.DataFrame
     history: pd.DataFrame
     failed: pd.DataFrame
+    duplicates: pd.DataFrame = field(default_factory=lambda: _empty(DUPLICATE_COLUMNS))
 
 
 @dataclass
 class Job:
-    """A job folder's Hydra record: task config, overrides and group choices (or why unreadable)."""
+    """What examining a job folder found: its Hydra record, status and (if complete) contents.
+
+    problem is None exactly when the run is complete and verified; otherwise `state` is the
+    failed-table status (failed, running, missing, unreadable, ...) and `problem` says why.
+    """
 
     folder: Path
     run_id: str
     config: dict[str, Any]
     overrides: list[str]
     choices: dict[str, Any]
-    error: str | None = None
+    error: str | None = None  # the Hydra record could not be read
+    state: str = "missing"
+    problem: str | None = None
+    values: dict[str, Any] = field(default_factory=dict)  # its runs-table values (run_values)
+    digest: str | None = None  # config hash of .hydra/config.yaml
+    headers: dict[str, list[str]] = field(default_factory=dict)  # table name -> its columns
+    sig: dict[str, list[int]] | None = None  # file sizes and mtimes when verified
+    from_cache: bool = False  # taken unchanged from the verification cache
+
+    def cached(self) -> dict[str, Any]:
+        """The fields a verification cache entry keeps."""
+        return {"config": self.config, "overrides": self.overrides, "choices": self.choices,
+                "values": self.values, "digest": self.digest, "headers": self.headers}
 
 
 def natural_key(run_id: str) -> tuple:
     """Sort key that puts job 10 after job 9."""
     return tuple((0, int(part), "") if part.isdigit() else (1, 0, part)
-                 for part in re.split(r"[/_-]", run_id))
+                 for part in re.split(r"[/_=,-]", run_id))
+
+
+def _walk(folder: str, found: list[str]) -> None:
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    if any(entry.name in _JOB_MARKERS for entry in entries):
+        found.append(folder)
+    for entry in entries:
+        if not entry.name.startswith(".") and entry.name != results.SUPERSEDED_DIR \
+                and entry.is_dir(follow_symlinks=False):
+            _walk(entry.path, found)
 
 
 def find_job_folders(path: Path) -> list[Path]:
-    """Job folders under `path` (itself included), in natural order of their relative path."""
+    """Job folders under `path` (itself included), in natural order of their relative path.
+
+    A job folder holds `.hydra/` or `status.json`; hidden folders (.hydra, .submitit) and the
+    runs a job moved aside (`superseded/`) are not searched.
+    """
     path = Path(path)
-    folders = {config.parent.parent for config in path.rglob(f"{HYDRA_DIR}/config.yaml")}
+    found: list[str] = []
+    _walk(str(path), found)
+    folders = [Path(folder) for folder in found]
     return sorted(folders, key=lambda folder: natural_key(relative_id(folder, path)))
 
 
@@ -95,18 +163,45 @@ def read_yaml(path: Path) -> Any:
         raise results.RunFileError(f"{path}: corrupted YAML ({type(error).__name__})") from error
 
 
+# hydra.yaml is ~4 KB of Hydra's settings; only hydra.runtime.choices is needed. In Hydra's dump
+# it is the block of lines indented by 6 spaces after "    choices:" under "  runtime:".
+_CHOICES = re.compile(r"^  runtime:\n(?:    .*\n|      .*\n)*?    choices:\n((?:      .*\n)*)",
+                      re.MULTILINE)
+
+
+def read_choices(path: Path) -> dict[str, Any]:
+    """hydra.runtime.choices of a .hydra/hydra.yaml (parsed alone when the layout is Hydra's)."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError as error:
+        raise results.RunFileError(f"{path}: missing") from error
+    except UnicodeDecodeError as error:
+        raise results.RunFileError(f"{path}: corrupted YAML ({type(error).__name__})") from error
+    match = _CHOICES.search(text)
+    try:
+        if match:
+            return dict(yaml.load(match.group(1), Loader=_YAML_LOADER) or {})
+        return dict(yaml.load(text, Loader=_YAML_LOADER)["hydra"]["runtime"]["choices"])
+    except yaml.YAMLError as error:
+        raise results.RunFileError(f"{path}: corrupted YAML ({type(error).__name__})") from error
+
+
 def read_job(folder: Path, root: Path) -> Job:
     """The Hydra record of one job folder; on a bad file, a Job whose error names the file."""
     run_id = relative_id(folder, root)
     hydra_dir = folder / HYDRA_DIR
     try:
         config = read_yaml(hydra_dir / "config.yaml")
+        if not isinstance(config, dict):
+            raise results.RunFileError(f"{hydra_dir / 'config.yaml'}: not a mapping of config "
+                                       f"keys (holds {type(config).__name__})")
         overrides = read_yaml(hydra_dir / "overrides.yaml") or []
-        hydra = read_yaml(hydra_dir / "hydra.yaml")
-        choices = dict(hydra["hydra"]["runtime"]["choices"])
+        if not isinstance(overrides, list):
+            raise results.RunFileError(f"{hydra_dir / 'overrides.yaml'}: not a list of overrides")
+        choices = read_choices(hydra_dir / "hydra.yaml")
     except results.RunFileError as error:
         return Job(folder, run_id, {}, [], {}, short_error(error, root))
-    except (KeyError, TypeError):
+    except (KeyError, TypeError, ValueError):
         return Job(folder, run_id, {}, [], {},
                    f"{run_id}/{HYDRA_DIR}/hydra.yaml: no hydra.runtime.choices")
     return Job(folder, run_id, config, [str(o) for o in overrides], choices)
@@ -115,6 +210,154 @@ def read_job(folder: Path, root: Path) -> Job:
 def short_error(error: Exception, root: Path) -> str:
     """The error message with file paths relative to the sweep folder."""
     return str(error).replace(f"{root}/", "")
+
+
+def read_status(folder: Path) -> dict:
+    """status.json as a dict ({"status": "missing"} when absent); RunFileError otherwise."""
+    status = results.read_status(folder)
+    if not isinstance(status, dict):
+        raise results.RunFileError(f"{Path(folder) / results.STATUS_FILE}: not a JSON object "
+                                   f"(holds {type(status).__name__})")
+    if not isinstance(status.get("files", {}), dict):
+        raise results.RunFileError(f"{Path(folder) / results.STATUS_FILE}: `files` is not a "
+                                   "mapping of file names to checksums")
+    return status
+
+
+def table_columns(path: Path, required: tuple[str, ...], n_rows: Any = None) -> list[str]:
+    """The header of a run's CSV table, checked for the required columns (and row count)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError as error:
+        raise results.RunFileError(f"{path}: missing") from error
+    except UnicodeDecodeError as error:
+        raise results.RunFileError(f"{path}: corrupted table ({error})") from error
+    rows = list(csv.reader(io.StringIO(text))) if '"' in text else \
+        [line.split(",") for line in text.splitlines()]
+    rows = [row for row in rows if row]
+    if not rows:
+        raise results.RunFileError(f"{path}: empty (no header)")
+    columns = rows[0]
+    missing = [column for column in required if column not in columns]
+    if missing:
+        raise results.RunFileError(f"{path}: missing columns {missing}")
+    if any(len(row) != len(columns) for row in rows[1:]):
+        raise results.RunFileError(f"{path}: corrupted or truncated table (ragged rows)")
+    if isinstance(n_rows, int) and len(rows) - 1 != n_rows:
+        raise results.RunFileError(f"{path}: {len(rows) - 1} rows, expected {n_rows} units")
+    return columns
+
+
+def verify_run(folder: Path, status: dict) -> tuple[dict, dict[str, list[str]]]:
+    """What aggregation reads of a run that results.run_state found complete: its summary and
+    the columns of each of its tables (checked for the required ones; raises RunFileError)."""
+    summary = results.read_summary(folder / results.SUMMARY_FILE)
+    headers = {name: table_columns(folder / file, required,
+                                   summary.get("n_units") if name == "units" else None)
+               for name, (file, required) in TABLES.items()}
+    return summary, headers
+
+
+def examine(folder: Path, root: Path) -> Job:
+    """Read and check one job folder; never raises (an unexpected error is the job's problem)."""
+    try:
+        return _examine(Path(folder), Path(root))
+    except Exception as error:  # noqa: BLE001 - one odd folder must not end the aggregation
+        run_id = relative_id(Path(folder), Path(root))
+        return Job(Path(folder), run_id, {}, [], {}, state="unreadable",
+                   problem=f"{run_id}: {type(error).__name__}: {short_error(error, root)}")
+
+
+def _examine(folder: Path, root: Path) -> Job:
+    job = read_job(folder, root)
+    if job.error is not None:
+        job.state, job.problem = "unreadable", job.error
+        return job
+    try:
+        status = read_status(folder)
+    except results.RunFileError as error:
+        job.state, job.problem = "unreadable", short_error(error, root)
+        return job
+    # the signature before anything is read: a file changed while it is read re-verifies later
+    sig = signature(folder, signed_names(status)) if status.get("status") == "complete" else None
+    state = results.run_state(folder)  # THE completeness rule (status, config hash, checksums)
+    if not state.complete:
+        job.state, job.problem = state.state, short_error(ValueError(state.reason), root)
+        return job
+    try:
+        summary, job.headers = verify_run(folder, state.status)
+    except results.RunFileError as error:
+        job.state, job.problem = "unreadable", short_error(error, root)
+        return job
+    job.state = "complete"
+    job.digest = str(state.status.get("config_hash"))  # = task_hash of .hydra/config.yaml
+    # Keep one flat dict per run (the runs-table values) and of the config only what the
+    # run-level columns read: a sweep's worth of nested configs and summaries is most of memory.
+    job.values = run_values(job.config, summary)
+    model = job.config.get("model")
+    job.config = {"seed": job.config.get("seed"),
+                  "model": {"hidden_size": model.get("hidden_size")}
+                  if isinstance(model, dict) else None}
+    job.sig = sig
+    return job
+
+
+def examine_all(root: Path, folders: list[Path], cache: VerifyCache | None = None,
+                workers: int = 1, progress_every: int = 0) -> list[Job]:
+    """Examine every job folder (unchanged cached runs from the cache), in the folders' order.
+
+    workers > 1 verifies in that many processes when enough runs need it. Prints
+    `load_sweep: read i/N job folders` to stderr every `progress_every` jobs (0: never) on sweeps
+    at least that large.
+    """
+    cached: dict[int, Job] = {}
+    todo = []
+    for i, folder in enumerate(folders):
+        run_id = relative_id(folder, root)
+        data = cache.lookup(run_id, folder) if cache is not None else None
+        if data is not None:
+            cached[i] = Job(folder, run_id, state="complete", from_cache=True, **data)
+        else:
+            todo.append(folder)
+    fresh: Iterator[Job]
+    pool = None
+    if workers > 1 and len(todo) >= _PARALLEL_MIN:
+        pool = ProcessPoolExecutor(min(workers, len(todo)))
+        fresh = pool.map(examine, todo, repeat(root), chunksize=32)
+    else:
+        fresh = map(examine, todo, repeat(root))
+    jobs = []
+    try:
+        for i in range(len(folders)):
+            job = cached.get(i) or next(fresh)
+            if cache is not None and i not in cached and job.problem is None:
+                cache.store(job.run_id, job.sig, job.cached())
+            job.headers = {name: _shared(columns) for name, columns in job.headers.items()}
+            job.values = _interned(job.values)
+            jobs.append(job)
+            n = len(jobs)
+            if progress_every and len(folders) >= progress_every and (
+                    n % progress_every == 0 or n == len(folders)):
+                print(f"load_sweep: read {n}/{len(folders)} job folders", file=sys.stderr,
+                      flush=True)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    return jobs
+
+
+_HEADERS: dict[tuple[str, ...], list[str]] = {}
+
+
+def _shared(columns: list[str]) -> list[str]:
+    """One list object per distinct header (most runs share theirs)."""
+    return _HEADERS.setdefault(tuple(columns), columns)
+
+
+def _interned(data: dict) -> dict:
+    """`data` with its keys (at any depth) interned: every run's dicts share their key strings."""
+    return {sys.intern(key) if isinstance(key, str) else key:
+            _interned(value) if isinstance(value, dict) else value for key, value in data.items()}
 
 
 def override_key(override: str) -> str:
@@ -150,31 +393,69 @@ def flatten(config: dict, prefix: str = "") -> dict[str, Any]:
 
 def run_level(job: Job, label: str) -> dict[str, Any]:
     """The RUN_COLUMNS values of a job."""
-    model = job.config.get("model") or {}
+    model = job.config.get("model")
     return {"run_id": job.run_id, "condition": label, "seed": job.config.get("seed"),
             **{group: job.choices.get(group) for group in GROUP_CHOICES},
-            "hidden_size": model.get("hidden_size")}
+            "hidden_size": model.get("hidden_size") if isinstance(model, dict) else None}
 
 
-def failure(job: Job, level: dict[str, Any], root: Path) -> dict[str, Any] | None:
-    """The failed-table row of a job that is not complete and readable, else None."""
-    row = problem_row(level)
-    if job.error is not None:
-        return {**row, "status": "unreadable", "error": job.error}
-    try:
-        status = results.read_status(job.folder)
-    except results.RunFileError as error:
-        return {**row, "status": "unreadable", "error": short_error(error, root)}
-    state = status.get("status")
-    if state == "complete":
-        return None
-    messages = {
-        "failed": status.get("error", "failed (no error recorded)"),
-        "running": f"status running (pid {status.get('pid')}): killed, or still running",
-        "missing": "no status.json: the job was killed or never started",
-        "pending": f"queued, not started ({status.get('launcher')} job {status.get('job_id')})",
-    }
-    return {**row, "status": state, "error": messages.get(state, f"unknown status {state!r}")}
+def problem_row(level: dict[str, Any]) -> dict[str, Any]:
+    return {key: level[key] for key in ["run_id", "condition", "seed"]}
+
+
+@dataclass
+class Sorted:
+    """The jobs of a sweep sorted out: runs to aggregate (with run-level values) and the rest."""
+
+    kept: list[tuple[Job, dict[str, Any]]]
+    failed: list[dict[str, Any]]
+    duplicates: list[dict[str, Any]]
+
+
+def sort_out(jobs: list[Job]) -> Sorted:
+    """Verified runs to aggregate, once per config hash (the first in run_id order is kept);
+    every other job folder is a failed row (status failed, running, missing, unreadable or
+    duplicate) with its reason."""
+    out = Sorted([], [], [])
+    first: dict[str, str] = {}
+    for job, label in zip(jobs, condition_labels(jobs)):
+        level = run_level(job, label)
+        if job.problem is not None:
+            out.failed.append({**problem_row(level), "status": job.state, "error": job.problem})
+        elif job.digest in first:
+            kept = first[job.digest]
+            out.duplicates.append({**problem_row(level), "config_hash": job.digest,
+                                   "kept_run_id": kept})
+            out.failed.append({**problem_row(level), "status": "duplicate",
+                               "error": f"same config (hash {job.digest}) as run {kept}: "
+                                        "counted once"})
+        else:
+            if job.digest is not None:
+                first[job.digest] = job.run_id
+            out.kept.append((job, level))
+    return out
+
+
+def run_row(job: Job, level: dict[str, Any]) -> dict[str, Any]:
+    """The runs-table row: run-level values, the summary's metrics, the flattened config."""
+    return {**level, **job.values}
+
+
+def run_values(config: dict, summary: dict) -> dict[str, Any]:
+    """A run's runs-table values besides RUN_COLUMNS: the summary's metrics, then the config
+    flattened (the seed is a run-level column)."""
+    metrics = {k: v for k, v in summary.items() if k not in RUN_COLUMNS}
+    flat = {k: v for k, v in flatten(config).items() if k != "seed"}
+    return {**metrics, **flat}
+
+
+def failed_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    rows = sorted(rows, key=lambda row: natural_key(str(row["run_id"])))
+    return pd.DataFrame(rows, columns=FAILED_COLUMNS)
+
+
+def runs_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=None if rows else RUN_COLUMNS)
 
 
 def tag(table: pd.DataFrame, level: dict[str, Any]) -> pd.DataFrame:
@@ -184,14 +465,8 @@ def tag(table: pd.DataFrame, level: dict[str, Any]) -> pd.DataFrame:
     return pd.concat([front, table.drop(columns=[c for c in level if c in table])], axis=1)
 
 
-def load_sweep(path: Path | str, progress_every: int = 100) -> Sweep:
-    """Read every job folder under `path` (a sweep folder, or a single run's folder).
-
-    Complete, readable runs go to runs/units/decoding/history; failed, killed (status running),
-    never-finished (no status) and unreadable ones to `failed`, whose error names the bad file.
-    Prints a progress line to stderr every `progress_every` jobs on sweeps at least that large
-    (0: never). Raises SweepError when `path` is missing, empty, or holds no job folder.
-    """
+def sweep_folders(path: Path | str) -> tuple[Path, list[Path]]:
+    """The sweep folder and its job folders; SweepError when missing, empty or without jobs."""
     root = Path(path)
     if not root.is_dir():
         raise SweepError(f"no such sweep folder: {root}")
@@ -199,37 +474,39 @@ def load_sweep(path: Path | str, progress_every: int = 100) -> Sweep:
         raise SweepError(f"the sweep folder is empty: {root}")
     folders = find_job_folders(root)
     if not folders:
-        raise SweepError(f"no runs in {root}: no job folder (one holding {HYDRA_DIR}/config.yaml)")
-    jobs = [read_job(folder, root) for folder in folders]
-    rows, failed = [], []
-    tables: dict[str, list[pd.DataFrame]] = {"units": [], "decoding": [], "history": []}
-    for i, (job, label) in enumerate(zip(jobs, condition_labels(jobs)), start=1):
-        level = run_level(job, label)
-        problem = failure(job, level, root)
-        if problem is None:
-            try:
-                record = results.read_run(job.folder)
-            except results.RunFileError as error:
-                problem = {**problem_row(level), "status": "unreadable",
-                           "error": short_error(error, root)}
-        if problem is not None:
-            failed.append(problem)
-        else:
-            metrics = {k: v for k, v in record.summary.items() if k not in level}
-            config = {k: v for k, v in flatten(job.config).items() if k != "seed"}
-            rows.append({**level, **metrics, **config})
-            for name, parts in tables.items():
-                parts.append(tag(getattr(record, name), level))
-        if progress_every and len(jobs) >= progress_every and (
-                i % progress_every == 0 or i == len(jobs)):
-            print(f"load_sweep: read {i}/{len(jobs)} job folders", file=sys.stderr, flush=True)
-    return Sweep(root, pd.DataFrame(rows, columns=None if rows else RUN_COLUMNS),
-                 *(concat(tables[name]) for name in ["units", "decoding", "history"]),
-                 pd.DataFrame(failed, columns=FAILED_COLUMNS))
+        raise SweepError(f"no runs in {root}: no job folder (one holding {HYDRA_DIR}/ or "
+                         f"{results.STATUS_FILE})")
+    return root, folders
 
 
-def problem_row(level: dict[str, Any]) -> dict[str, Any]:
-    return {key: level[key] for key in ["run_id", "condition", "seed"]}
+def load_sweep(path: Path | str, progress_every: int = 100, workers: int = 1) -> Sweep:
+    """Read every job folder under `path` (a sweep folder, or a single run's folder), in memory.
+
+    Complete, verified runs go to runs/units/decoding/history (once per config); failed, killed
+    (status running), never-finished (no status), unreadable and duplicate ones to `failed`,
+    whose error names the bad file. Prints a progress line to stderr every `progress_every` jobs
+    on sweeps at least that large (0: never). Raises SweepError when `path` is missing, empty, or
+    holds no job folder.
+    """
+    root, folders = sweep_folders(path)
+    jobs = examine_all(root, folders, None, workers, progress_every)
+    sorted_out = sort_out(jobs)
+    rows, failed = [], list(sorted_out.failed)
+    tables: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLES}
+    for job, level in sorted_out.kept:
+        try:
+            parts = {name: results.read_table(job.folder / file, required)
+                     for name, (file, required) in TABLES.items()}
+        except results.RunFileError as error:
+            failed.append({**problem_row(level), "status": "unreadable",
+                           "error": short_error(error, root)})
+            continue
+        rows.append(run_row(job, level))
+        for name, table in parts.items():
+            tables[name].append(tag(table, level))
+    return Sweep(root, runs_table(rows), *(concat(tables[name]) for name in TABLES),
+                 failed_table(failed), pd.DataFrame(sorted_out.duplicates,
+                                                    columns=DUPLICATE_COLUMNS))
 
 
 def concat(tables: list[pd.DataFrame]) -> pd.DataFrame:
@@ -245,7 +522,7 @@ def aggregate_dir(sweep: Sweep) -> Path:
 
 def write_aggregate(sweep: Sweep, out_dir: Path | str | None = None, n_boot: int = 10_000,
                     seed: int = 0, summary: pd.DataFrame | None = None) -> Path:
-    """Write runs, units, decoding, history, robustness and failed .csv into `out_dir`.
+    """Write runs, units, decoding, history, robustness, failed and duplicates .csv.
 
     out_dir: default SWEEP_DIR/aggregate. summary: the robustness table when the caller has
     already computed it (robustness(sweep.runs, n_boot=n_boot, seed=seed) otherwise). Each file
@@ -254,9 +531,193 @@ def write_aggregate(sweep: Sweep, out_dir: Path | str | None = None, n_boot: int
     out = Path(out_dir) if out_dir is not None else aggregate_dir(sweep)
     out.mkdir(parents=True, exist_ok=True)
     tables = {"runs": sweep.runs, "units": sweep.units, "decoding": sweep.decoding,
-              "history": sweep.history, "failed": sweep.failed,
-              "robustness": robustness(sweep.runs, n_boot=n_boot, seed=seed)
-              if summary is None else summary}
+              "history": sweep.history}
     for name, table in tables.items():
         results.write_table(out / f"{name}.csv", table)
+    write_run_level(out, sweep, robustness(sweep.runs, n_boot=n_boot, seed=seed)
+                    if summary is None else summary)
     return out
+
+
+def write_run_level(out: Path, sweep: Sweep, summary: pd.DataFrame) -> None:
+    """failed.csv, duplicates.csv and robustness.csv (`summary`: across seeds, from the runs)."""
+    results.write_table(out / "failed.csv", sweep.failed)
+    results.write_table(out / "duplicates.csv", sweep.duplicates)
+    results.write_table(out / "robustness.csv", summary)
+
+
+# --- streamed aggregation (mirror-aggregate) -------------------------------------------------
+
+def union_columns(headers: list[list[str]]) -> list[str]:
+    """Columns in order of first appearance (as pandas.concat orders them), minus RUN_COLUMNS."""
+    seen: dict[str, None] = {}
+    for columns in headers:
+        for column in columns:
+            if column not in RUN_COLUMNS:
+                seen.setdefault(column, None)
+    return list(seen)
+
+
+class TableStream:
+    """One aggregate CSV written run by run: a hidden temporary file, renamed when complete."""
+
+    def __init__(self, path: Path, columns: list[str], append_rows: int | None = None) -> None:
+        """append_rows: continue the file at `path`, which holds that many rows (None: anew)."""
+        self.path = path
+        self.tmp = path.with_name(f".{path.name}.tmp")
+        self.columns = columns
+        self.index = {column: i for i, column in enumerate(columns)}
+        if append_rows is not None:
+            shutil.copyfile(path, self.tmp)
+        self.handle = open(self.tmp, "a" if append_rows is not None else "w",  # noqa: SIM115
+                           newline="")  # closed in finish() or discard()
+        self.writer = csv.writer(self.handle, lineterminator="\n")
+        if append_rows is None:
+            self.writer.writerow(RUN_COLUMNS + columns)
+        self.rows = append_rows or 0
+
+    def add(self, level: dict[str, Any], text: str) -> None:
+        """Append one run's table (its CSV text), with the run-level values in front."""
+        header, _, body = text.partition("\n")
+        front = io.StringIO()
+        csv.writer(front, lineterminator="").writerow([level[key] for key in RUN_COLUMNS])
+        prefix = front.getvalue() + ","
+        if '"' not in text and header.rstrip("\r").split(",") == self.columns:
+            lines = body.splitlines()
+            self.handle.write("".join(prefix + line + "\n" for line in lines if line))
+            self.rows += sum(1 for line in lines if line)
+            return
+        rows = [row for row in csv.reader(io.StringIO(text)) if row]
+        where = [self.index.get(column) for column in rows[0]]
+        for row in rows[1:]:
+            out = [""] * len(self.columns)
+            for position, value in zip(where, row):
+                if position is not None:
+                    out[position] = value
+            self.writer.writerow([level[key] for key in RUN_COLUMNS] + out)
+            self.rows += 1
+
+    def finish(self) -> None:
+        self.handle.close()
+        os.replace(self.tmp, self.path)
+
+    def discard(self) -> None:
+        self.handle.close()
+        Path(self.tmp).unlink(missing_ok=True)
+
+
+def _read_text(path: Path) -> str:
+    with open(path) as handle:
+        return handle.read()
+
+
+def stream_key(job: Job, level: dict[str, Any]) -> list:
+    """What must not change for a run's rows in the streamed files to stay valid (as a JSON
+    list: run-level values are str, int or None)."""
+    return [*(level[key] for key in RUN_COLUMNS), job.digest]
+
+
+def appendable(state: dict, out: Path, columns: dict[str, list[str]],
+               kept: list[tuple[Job, dict[str, Any]]]) -> int:
+    """How many leading runs of `kept` the last pass's streamed files already hold, unchanged.
+
+    Nonzero only when those files are as that pass left them, their columns are the same, and
+    the runs it wrote are the first runs of `kept`, each unchanged (from the cache) with the same
+    run-level values (labels change when new runs add a varying override). New runs that sort
+    after them are then appended; anything else streams every run again.
+    """
+    try:
+        old = state["kept"]
+        if not old or len(old) > len(kept) or state["columns"] != columns:
+            return 0
+        if any(signature(out, [f"{name}.csv"]) != state["files"][name] for name in TABLES):
+            return 0
+        for (job, level), key in zip(kept, old):
+            if not job.from_cache or stream_key(job, level) != key:
+                return 0
+        return len(old) if all(isinstance(state["rows"][name], int) for name in TABLES) else 0
+    except (KeyError, TypeError):
+        return 0
+
+
+@dataclass
+class Aggregate:
+    """What aggregate_sweep wrote: the run-level tables in memory, the others' sizes."""
+
+    sweep: Sweep  # runs, failed, duplicates (units/decoding/history are left empty: see out)
+    out: Path
+    shapes: dict[str, tuple[int, int]]  # rows x columns of every table written
+    n_cached: int  # runs taken from the verification cache (not re-read)
+
+
+def aggregate_sweep(path: Path | str, out_dir: Path | str | None = None, n_boot: int = 10_000,
+                    seed: int = 0, workers: int = 1, progress_every: int = 100,
+                    use_cache: bool = True,
+                    summary: Callable[[pd.DataFrame], pd.DataFrame] | None = None) -> Aggregate:
+    """Aggregate a sweep into CSV files with memory bounded by the per-run table.
+
+    Writes the same files as write_aggregate(load_sweep(path)) (same tables; the per-unit,
+    per-decoder and per-epoch ones streamed run by run) plus the verification cache
+    `.verified.json` in the output folder (use_cache=False: neither read nor written).
+    summary: makes robustness.csv from the runs table (default: robustness with n_boot, seed).
+    workers > 1 verifies runs in that many processes.
+    """
+    root, folders = sweep_folders(path)
+    out = Path(out_dir) if out_dir is not None else root / AGGREGATE_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    cache = VerifyCache(out / CACHE_FILE if use_cache else None)
+    jobs = examine_all(root, folders, cache, workers, progress_every)
+    cache.old = {}  # entries of job folders that are gone
+    sorted_out = sort_out(jobs)
+    failed = list(sorted_out.failed)
+    columns = {name: union_columns([job.headers[name] for job, _ in sorted_out.kept])
+               for name in TABLES}
+    done = appendable(cache.state, out, columns, sorted_out.kept)
+    streams = {name: TableStream(out / f"{name}.csv", columns[name],
+                                 cache.state["rows"][name] if done else None)
+               for name in TABLES}
+    rows, written = [], []
+    try:
+        for i, (job, level) in enumerate(sorted_out.kept):
+            if i >= done:  # runs before `done` are in the files already, unchanged
+                try:
+                    texts = {name: _read_text(job.folder / file)
+                             for name, (file, _) in TABLES.items()}
+                except (OSError, UnicodeDecodeError) as error:  # changed since it was verified
+                    failed.append({**problem_row(level), "status": "unreadable",
+                                   "error": f"{job.run_id}: {type(error).__name__}: "
+                                            f"{short_error(error, root)}"})
+                    cache.drop(job.run_id)
+                    continue
+                for name, text in texts.items():
+                    streams[name].add(level, text)
+            rows.append(run_row(job, level))
+            written.append(stream_key(job, level))
+        for stream in streams.values():
+            stream.finish()
+    except BaseException:
+        for stream in streams.values():
+            stream.discard()
+        raise
+    cache.state = {"kept": written, "columns": columns,
+                   "rows": {name: stream.rows for name, stream in streams.items()},
+                   "files": {name: signature(out, [f"{name}.csv"]) for name in TABLES}}
+    sweep = Sweep(root, runs_table(rows), *(_empty(RUN_COLUMNS) for _ in TABLES),
+                  failed_table(failed), pd.DataFrame(sorted_out.duplicates,
+                                                     columns=DUPLICATE_COLUMNS))
+    results.write_table(out / "runs.csv", sweep.runs)
+    write_run_level(out, sweep, robustness(sweep.runs, n_boot=n_boot, seed=seed)
+                    if summary is None else summary(sweep.runs))
+    cache.save()
+    shapes = {"runs": sweep.runs.shape,
+              **{name: (s.rows, len(RUN_COLUMNS) + len(s.columns)) for name, s in streams.items()},
+              "failed": sweep.failed.shape, "duplicates": sweep.duplicates.shape}
+    return Aggregate(sweep, out, shapes, cache.hits)
+
+
+def read_aggregate(out: Path | str, sweep: Sweep) -> Sweep:
+    """`sweep` with its units, decoding and history tables read back from the aggregate CSVs."""
+    out = Path(out)
+    tables = {name: pd.read_csv(out / f"{name}.csv") for name in TABLES}
+    return Sweep(sweep.path, sweep.runs, tables["units"], tables["decoding"], tables["history"],
+                 sweep.failed, sweep.duplicates)

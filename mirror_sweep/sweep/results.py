@@ -173,6 +173,10 @@ def task_hash(task: dict) -> str:
     objective = task.get("objective")
     if isinstance(objective, dict) and not objective.get("extra_terms", True):
         objective.pop("extra_terms")  # runs from before the key existed keep their hash
+    output = task.get("output")
+    if isinstance(output, dict) and str(output.get("save_activations")).lower() in (
+            "all", "true", "none", "false"):  # "all"/"none" hash as the booleans they replaced
+        output["save_activations"] = str(output["save_activations"]).lower() in ("all", "true")
     text = json.dumps(task, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -1,0 +1,172 @@
+"""Aggregation at cluster scale: `mirror-aggregate --no-figures` on synthetic sweeps.
+
+Usage (repository root): python -m benchmarks.bench_aggregate [--runs 10000] [--dir PATH]
+(or `make bench-aggregate`). Writes a synthetic sweep of --runs job folders
+(`mirror_sweep.sweep.synthetic`, activations for seed 0 only), then runs `mirror-aggregate
+--no-figures --quiet` as a child process, each measured by its wall time and peak RSS (os.wait4's
+rusage of that child): a full pass with no verification cache; a re-aggregation after adding 1%
+new runs (the cache in place); the same sweep's first 10% as a smaller size to get per-run costs.
+Prints the targets with PASS/MISS and an estimate for 10^5 runs from the measured per-run costs.
+Figures, not tests: the machine is shared, so wall times vary with its load (printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from mirror_sweep.sweep.synthetic import write_sweep
+
+TARGET_WALL_S = 60.0  # 10^4 runs
+TARGET_PEAK_MB = 1536.0
+TARGET_REAGGREGATE = 0.10  # of a full pass, after 1% new runs
+
+
+_STAGE = ("import sys; from mirror_sweep.sweep.aggregate import aggregate_sweep; "
+          "aggregate_sweep(sys.argv[1], sys.argv[2], n_boot=1, workers=int(sys.argv[3]), "
+          "progress_every=0)")
+
+
+def measure(command: list[str]) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system, its worker processes included) and peak RSS
+    (MB, of the largest process) of a child process, from os.wait4's rusage."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout, stderr = proc.communicate()
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{command} failed ({proc.returncode}):\n{stdout}\n{stderr}")
+    if stdout:
+        print(f"    {stdout.splitlines()[0]}")
+    usage = proc.usage
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024  # KiB on Linux
+
+
+class _Popen(subprocess.Popen):
+    """Popen that keeps the rusage of its child (reaped with os.wait4)."""
+
+    usage = None
+
+    def _try_wait(self, wait_flags):
+        try:
+            pid, status, self.usage = os.wait4(self.pid, wait_flags)
+        except ChildProcessError:
+            pid, status = self.pid, 0
+        return pid, status
+
+
+subprocess.Popen = _Popen  # only in this benchmark's process
+
+
+def aggregate(sweep: Path, out: Path, workers: int) -> tuple[float, float, float]:
+    """`mirror-aggregate SWEEP --out OUT --no-figures --quiet --workers N` (claims included)."""
+    return measure([sys.executable, "-m", "mirror_sweep.cli", str(sweep), "--out", str(out),
+                    "--no-figures", "--quiet", "--workers", str(workers)])
+
+
+def stage(sweep: Path, out: Path, workers: int) -> tuple[float, float, float]:
+    """aggregate_sweep alone with n_boot=1: verification and tables, without the bootstrap."""
+    return measure([sys.executable, "-c", _STAGE, str(sweep), str(out), str(workers)])
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10_000, help="runs of the sweep (10000)")
+    parser.add_argument("--dir", type=Path, default=None,
+                        help="where to write the synthetic sweeps, kept and reused by the next "
+                             "run (default: a temporary folder, removed at the end)")
+    parser.add_argument("--workers", type=int, default=2, help="mirror-aggregate --workers (2)")
+    args = parser.parse_args(argv)
+    base = args.dir or Path(tempfile.mkdtemp(prefix="bench-aggregate-"))
+    n, small_n, new = args.runs, max(args.runs // 10, 1), max(args.runs // 100, 1)
+    try:
+        print(f"load average: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
+        for name in ["small-out", "large-out", "stage-out"]:
+            shutil.rmtree(base / name, ignore_errors=True)
+        for extra in range(n, n + new):  # the 1% added by an earlier run of this benchmark
+            shutil.rmtree(base / "large" / str(extra), ignore_errors=True)
+        gen = None
+        if (base / "large" / str(n - 1) / "status.json").exists():
+            print(f"  reusing the {n} synthetic runs in {base / 'large'}")
+        else:
+            start = time.perf_counter()
+            write_sweep(base / "large", n, activation_seeds=1)
+            gen = time.perf_counter() - start
+            print(f"  generated {n} synthetic runs in {gen:.1f} s ({gen / n * 1e3:.2f} ms/run)")
+        if not (base / "small" / str(small_n - 1) / "status.json").exists():
+            write_sweep(base / "small", small_n, activation_seeds=1)
+
+        w = args.workers
+        print(f"  full pass, {small_n} runs (no cache):")
+        small = aggregate(base / "small", base / "small-out", w)
+        print(f"  full pass, {n} runs (no cache):")
+        full = aggregate(base / "large", base / "large-out", w)
+        print(f"  again, {n} runs, nothing changed (cache):")
+        same = aggregate(base / "large", base / "large-out", w)
+        print(f"  aggregation stage alone (n_boot=1), {n} runs (no cache):")
+        stage_full = stage(base / "large", base / "stage-out", w)
+        write_sweep(base / "large", new, start=n, activation_seeds=1)
+        print(f"  re-aggregation after {new} new runs (cache):")
+        again = aggregate(base / "large", base / "large-out", w)
+        print(f"  aggregation stage alone (n_boot=1) after {new} new runs (cache):")
+        stage_again = stage(base / "large", base / "stage-out", w)
+    finally:
+        if args.dir is None:
+            shutil.rmtree(base, ignore_errors=True)
+
+    (wall, cpu, rss), (small_wall, small_cpu, small_rss) = full, small
+    per_run_s = (wall - small_wall) / (n - small_n)
+    per_run_cpu = (cpu - small_cpu) / (n - small_n)
+    per_run_mb = max(rss - small_rss, 0.0) / (n - small_n)
+    fixed_s, fixed_mb = wall - per_run_s * n, rss - per_run_mb * n
+    est_wall, est_mb = fixed_s + per_run_s * 100_000, fixed_mb + per_run_mb * 100_000
+    est_cpu = cpu - per_run_cpu * n + per_run_cpu * 100_000
+    re_ratio, stage_ratio = again[0] / wall, stage_again[0] / stage_full[0]
+    print(f"\naggregation of {n} synthetic runs (mirror-aggregate --no-figures, --workers {w}; "
+          f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores):")
+
+    def fmt(m: tuple[float, float, float]) -> str:
+        return f"{m[0]:.1f} s wall, {m[1]:.1f} s CPU, {m[2]:.0f} MB"
+
+    rows = [
+        (f"full pass, {n} runs", f"{wall:.1f} s", f"<= {TARGET_WALL_S:.0f} s",
+         verdict(wall <= TARGET_WALL_S)),
+        (f"peak RSS, {n} runs", f"{rss:.0f} MB", f"<= {TARGET_PEAK_MB:.0f} MB",
+         verdict(rss <= TARGET_PEAK_MB)),
+        (f"re-aggregation after {new} new runs", f"{again[0]:.1f} s = {re_ratio:.1%} of full",
+         f"<= {TARGET_REAGGREGATE:.0%}", verdict(re_ratio <= TARGET_REAGGREGATE)),
+        ("  the same, aggregation stage alone",
+         f"{stage_again[0]:.1f} s = {stage_ratio:.1%} of {stage_full[0]:.1f} s",
+         f"<= {TARGET_REAGGREGATE:.0%}",
+         verdict(stage_ratio <= TARGET_REAGGREGATE)),
+        (f"full pass, {n} runs", fmt(full), "", ""),
+        ("re-aggregation", fmt(again), "", ""),
+        ("again, nothing changed", fmt(same), "", ""),
+        (f"stage alone, {n} runs / after new runs", f"{fmt(stage_full)} / {fmt(stage_again)}",
+         "", ""),
+        (f"full pass, {small_n} runs", fmt(small), "", ""),
+        ("per run (difference of the two sizes)",
+         (f"{per_run_s * 1e3:.2f} ms wall, {per_run_cpu * 1e3:.2f} ms CPU, "
+          f"{per_run_mb * 1e3:.1f} kB"), "", ""),
+        ("estimate, 10^5 runs (fixed + per-run x 10^5)",
+         f"{est_wall:.0f} s wall, {est_cpu:.0f} s CPU, {est_mb:.0f} MB", "", ""),
+        (f"generating {n} synthetic runs", "reused" if gen is None else f"{gen:.1f} s", "", ""),
+    ]
+    width = max(len(row[0]) for row in rows)
+    for name, value, target, mark in rows:
+        print(f"  {name:<{width}}  {value:<50} {target:<9} {mark}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""Aggregation at scale on synthetic sweeps: streamed == in memory, duplicates, the verification
+cache, and a failed row (never a crash) for every kind of corrupt job folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from mirror_sweep.cli import aggregate_main
+from mirror_sweep.config import ConfigError, keeps_activations
+from mirror_sweep.sweep import aggregate, results
+from mirror_sweep.sweep.aggregate import aggregate_sweep, load_sweep, write_aggregate
+from mirror_sweep.sweep.synthetic import CONDITIONS, write_sweep
+
+FILES = ["runs", "units", "decoding", "history", "failed", "duplicates", "robustness"]
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory) -> Path:
+    """20 distinct runs (seed 0 with activations), 2 planted duplicates (folders 20, 21)."""
+    root = tmp_path_factory.mktemp("synthetic") / "sweep"
+    write_sweep(root, 20, duplicates=2, activation_seeds=1, hidden_sizes=(4, 6))
+    return root
+
+
+def copy_sweep(source: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "sweep"
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("aggregate"))
+    return target
+
+
+def test_synthetic_runs_are_complete_distinct_and_shaped_like_real_ones(synthetic):
+    sweep = load_sweep(synthetic, progress_every=0)
+    assert len(sweep.runs) == 20 and len(sweep.failed) == 2
+    assert sweep.runs.condition.tolist()[:9] == CONDITIONS
+    assert sorted(sweep.runs.hidden_size.unique()) == [4, 6]
+    assert len(sweep.units) == sweep.runs.hidden_size.sum()
+    for run_id in ["0", "9", "19"]:
+        folder = synthetic / run_id
+        status = json.loads((folder / "status.json").read_text())
+        config = yaml.safe_load((folder / ".hydra/config.yaml").read_text())
+        assert status["config_hash"] == results.task_hash(config)
+        results.read_run(folder)  # checksums and tables as results.read_run checks them
+    assert (synthetic / "0" / "activations.npz").exists()  # seed 0
+    assert not (synthetic / "19" / "activations.npz").exists()  # seed 1
+    assert set(results.load_activations(synthetic / "0")) == {
+        "perform_hidden", "observe_hidden", "perform_actions", "observe_actions"}
+
+
+def test_streamed_and_in_memory_aggregation_write_identical_files(synthetic, tmp_path):
+    sweep = copy_sweep(synthetic, tmp_path)
+    (sweep / "5" / "status.json").write_text("null")  # one failed row too
+    in_memory = write_aggregate(load_sweep(sweep, progress_every=0), tmp_path / "mem", n_boot=200)
+    streamed = aggregate_sweep(sweep, tmp_path / "stream", n_boot=200, progress_every=0).out
+    for name in FILES:
+        assert (streamed / f"{name}.csv").read_bytes() == (in_memory / f"{name}.csv").read_bytes()
+    table = pd.read_csv(streamed / "units.csv")
+    assert len(table) == load_sweep(sweep, progress_every=0).units.shape[0]
+
+
+def test_streamed_tables_with_different_columns_per_run(tmp_path):
+    write_sweep(tmp_path / "s", 3, hidden_sizes=(2,))
+    folder = tmp_path / "s" / "1"
+    units = pd.read_csv(folder / "units.csv").drop(columns=["tuning_r"])
+    units.insert(2, "extra", [1.5, 2.5])
+    units.to_csv(folder / "units.csv", index=False)
+    status = json.loads((folder / "status.json").read_text())
+    status["files"]["units.csv"] = results.file_digest(folder / "units.csv")
+    (folder / "status.json").write_text(json.dumps(status))
+    mem = load_sweep(tmp_path / "s", progress_every=0).units
+    out = aggregate_sweep(tmp_path / "s", tmp_path / "out", n_boot=50, progress_every=0).out
+    streamed = pd.read_csv(out / "units.csv")
+    assert list(streamed.columns) == list(mem.columns) and "extra" in streamed
+    pd.testing.assert_frame_equal(streamed, pd.read_csv(out / "units.csv"))
+    write_aggregate(load_sweep(tmp_path / "s", progress_every=0), tmp_path / "mem", n_boot=50)
+    pd.testing.assert_frame_equal(streamed, pd.read_csv(tmp_path / "mem" / "units.csv"))
+
+
+def test_parallel_verification_gives_the_same_tables(synthetic, tmp_path, monkeypatch):
+    serial = load_sweep(synthetic, progress_every=0)
+    monkeypatch.setattr(aggregate, "_PARALLEL_MIN", 1)
+    parallel = load_sweep(synthetic, progress_every=0, workers=2)
+    for name in ["runs", "units", "decoding", "history", "failed", "duplicates"]:
+        pd.testing.assert_frame_equal(getattr(parallel, name), getattr(serial, name))
+
+
+def test_duplicates_are_counted_once_and_reported(synthetic, tmp_path, capsys):
+    sweep = copy_sweep(synthetic, tmp_path)
+    loaded = load_sweep(sweep, progress_every=0)
+    assert "20" not in set(loaded.runs.run_id) and len(loaded.runs) == 20
+    dups = loaded.duplicates
+    assert dups.run_id.tolist() == ["20", "21"] and dups.kept_run_id.tolist() == ["0", "1"]
+    failed = loaded.failed.set_index("run_id")
+    assert failed.loc["20", "status"] == "duplicate" and "as run 0" in failed.loc["20", "error"]
+    assert aggregate_main([str(sweep), "--n-boot", "50", "--no-figures", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "2 duplicates" in out and "2 duplicate runs (same config as an earlier run_id)" in out
+    assert len(pd.read_csv(sweep / "aggregate" / "duplicates.csv")) == 2
+
+
+def test_unchanged_runs_are_not_reverified_and_changed_ones_are(synthetic, tmp_path,
+                                                                 monkeypatch):
+    sweep = copy_sweep(synthetic, tmp_path)
+    verified = []  # job folders examined (read and checked), not taken from the cache
+    original = aggregate._examine
+
+    def counting(folder, root):
+        verified.append(Path(folder).name)
+        return original(folder, root)
+
+    monkeypatch.setattr(aggregate, "_examine", counting)
+    first = aggregate_sweep(sweep, n_boot=50, progress_every=0)
+    assert len(verified) == 22 and first.n_cached == 0
+    verified.clear()
+    again = aggregate_sweep(sweep, n_boot=50, progress_every=0)
+    assert verified == [] and again.n_cached == 22
+    for name in FILES:  # the cached pass writes the same files
+        assert (again.out / f"{name}.csv").read_bytes() == (first.out / f"{name}.csv").read_bytes()
+    # a same-size edit of one run's table (its mtime moves) and one new run
+    units = sweep / "3" / "units.csv"
+    text = units.read_text()
+    units.write_text(text.replace("0.", "9.", 1))
+    os.utime(units, ns=(units.stat().st_atime_ns, units.stat().st_mtime_ns + 1_000_000))
+    write_sweep(sweep, 1, start=22)
+    third = aggregate_sweep(sweep, n_boot=50, progress_every=0)
+    assert sorted(verified) == ["22", "3"] and third.n_cached == 21
+    failed = third.sweep.failed.set_index("run_id")
+    assert failed.loc["3", "status"] == "unreadable" and "checksum" in failed.loc["3", "error"]
+    assert "22" in set(third.sweep.runs.run_id)
+    # runs added after the others: only they are read, their rows appended to the last files
+    reads = []
+    original_read = aggregate._read_text
+    monkeypatch.setattr(aggregate, "_read_text",
+                        lambda path: reads.append(Path(path).parent.name) or original_read(path))
+    verified.clear()
+    write_sweep(sweep, 2, start=23)
+    fourth = aggregate_sweep(sweep, n_boot=50, progress_every=0)
+    # (run 3 is still corrupt: runs that fail are looked at again on every pass)
+    assert verified == ["3", "23", "24"] and sorted(set(reads)) == ["23", "24"]
+    in_memory = write_aggregate(load_sweep(sweep, progress_every=0), tmp_path / "mem", n_boot=50)
+    for name in FILES:
+        assert (fourth.out / f"{name}.csv").read_bytes() == \
+            (in_memory / f"{name}.csv").read_bytes(), name
+
+
+def break_job(folder: Path, case: str) -> None:
+    """Plant one kind of corrupt file in a complete job folder."""
+    hydra = folder / ".hydra"
+    edits = {
+        "config_empty": lambda: (hydra / "config.yaml").write_text(""),
+        "config_list": lambda: (hydra / "config.yaml").write_text("- 1\n- 2\n"),
+        "config_deleted": lambda: (hydra / "config.yaml").unlink(),
+        "hydra_dir_deleted": lambda: shutil.rmtree(hydra),
+        "hydra_yaml_no_choices": lambda: (hydra / "hydra.yaml").write_text("hydra: {}\n"),
+        "hydra_yaml_binary": lambda: (hydra / "hydra.yaml").write_bytes(b"\xff\xfe\x00"),
+        "overrides_mapping": lambda: (hydra / "overrides.yaml").write_text("a: 1\n"),
+        "status_list": lambda: (folder / "status.json").write_text("[]"),
+        "status_null": lambda: (folder / "status.json").write_text("null"),
+        "status_empty": lambda: (folder / "status.json").write_text(""),
+        "status_unknown": lambda: (folder / "status.json").write_text('{"status": "zombie"}'),
+        "status_files_list": lambda: (folder / "status.json").write_text(
+            '{"status": "complete", "files": ["units.csv"]}'),
+        "status_deleted": lambda: (folder / "status.json").unlink(),
+        "summary_list": lambda: (folder / "summary.json").write_text("[1]"),
+        "units_empty": lambda: (folder / "units.csv").write_text(""),
+        "history_deleted": lambda: (folder / "history.csv").unlink(),
+        "units_directory": lambda: ((folder / "units.csv").unlink(),
+                                    (folder / "units.csv").mkdir()),
+    }
+    edits[case]()
+
+
+CASES = ["config_empty", "config_list", "config_deleted", "hydra_dir_deleted",
+         "hydra_yaml_no_choices", "hydra_yaml_binary", "overrides_mapping", "status_list",
+         "status_null", "status_empty", "status_unknown", "status_files_list", "status_deleted",
+         "summary_list", "units_empty", "history_deleted", "units_directory"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_every_corrupt_job_folder_is_one_failed_row(tmp_path, case):
+    write_sweep(tmp_path / "s", 4, hidden_sizes=(2,))
+    break_job(tmp_path / "s" / "2", case)
+    for sweep in [load_sweep(tmp_path / "s", progress_every=0),
+                  aggregate_sweep(tmp_path / "s", n_boot=20, progress_every=0).sweep]:
+        assert sweep.runs.run_id.tolist() == ["0", "1", "3"]
+        assert sweep.failed.run_id.tolist() == ["2"]
+        row = sweep.failed.iloc[0]
+        assert row.status in {"unreadable", "missing", "zombie"} and row.error
+        if row.status == "unreadable":
+            assert row.error.startswith("2/") or row.error.startswith("2:"), row.error
+
+
+def test_every_job_folder_is_in_exactly_one_of_runs_and_failed(tmp_path):
+    write_sweep(tmp_path / "s", len(CASES) + 3, hidden_sizes=(2,))
+    for i, case in enumerate(CASES):
+        break_job(tmp_path / "s" / str(i), case)
+    assert aggregate_main([str(tmp_path / "s"), "--n-boot", "20", "--no-figures",
+                           "--quiet"]) == 0
+    out = tmp_path / "s" / "aggregate"
+    runs, failed = pd.read_csv(out / "runs.csv"), pd.read_csv(out / "failed.csv")
+    ids = runs.run_id.astype(str).tolist() + failed.run_id.astype(str).tolist()
+    assert sorted(ids) == sorted(str(i) for i in range(len(CASES) + 3))
+    assert len(runs) == 3 and failed.error.notna().all()
+
+
+def test_activation_policy():
+    assert keeps_activations("all", 7) and keeps_activations("true", 7)
+    assert not keeps_activations("none", 0) and not keeps_activations("False", 0)
+    assert keeps_activations("first_seeds:2", 1) and not keeps_activations("first_seeds:2", 2)
+    with pytest.raises(ConfigError, match="output.save_activations"):
+        keeps_activations("some", 0)
