@@ -89,7 +89,9 @@ class TrainConfig:
     epochs: int = 20  # paper
     batch_size: int = 64  # paper
     lr: float = 1e-3  # paper: Adam, lr = 1e-3
-    torch_threads: int | None = None  # null: this machine's cores / the launcher's parallel jobs
+    # null: 1 per job (2 threads collapse 5-25x when another process holds a core;
+    # run/threads.py), or the launcher's cpus_per_task; N: opt in on a dedicated machine
+    torch_threads: int | None = None
     progress: bool = True  # log losses after every epoch
 
 
