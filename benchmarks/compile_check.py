@@ -10,7 +10,7 @@ Reported: wall of the whole training call (first-call compilation included), the
 once compiled, the import cost of torch._dynamo/_inductor, and the largest parameter difference
 from eager (float tolerance). benchmarks/run.py projects the ablation sweep's speed-up from them.
 
-Usage: python -m benchmarks.compile_check [--epochs 3]   (prints JSON; ~1-2 min on 2 cores)
+Usage: python -m benchmarks.compile_check [--epochs 3]   (prints JSON; ~3-6 min on 2 cores)
 """
 
 from __future__ import annotations
@@ -76,22 +76,28 @@ def run_mode(mode: str, epochs: int, cache: str, params_out: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def measure(epochs: int = 3) -> dict:
-    """eager, compiled (cold cache), compiled (warm cache), each a fresh process."""
+def measure(epochs: int = 3, warm_rounds: int = 2) -> dict:
+    """eager, compiled with a cold cache, then (eager, compiled warm) x warm_rounds: each a fresh
+    process, alternating, so a busy spell on a shared machine hits both sides alike.
+
+    Returns {"eager": [runs], "cold": run, "warm": [runs]}; each compiled run carries
+    max_abs_param_diff against the eager parameters.
+    """
     import torch
 
     with tempfile.TemporaryDirectory(prefix="bench-inductor-") as folder:
-        cache = str(Path(folder) / "cache")
-        out = {}
-        for mode in ["eager", "cold", "warm"]:
-            out[mode] = run_mode(mode, epochs, cache, str(Path(folder) / f"{mode}.pt"))
-        eager = torch.load(Path(folder) / "eager.pt")
-        for mode in ["cold", "warm"]:
-            path = Path(folder) / f"{mode}.pt"
-            if path.exists():
-                params = torch.load(path)
-                out[mode]["max_abs_param_diff"] = max(
-                    float((a - b).abs().max()) for a, b in zip(eager, params))
+        cache, eager_params = str(Path(folder) / "cache"), str(Path(folder) / "eager.pt")
+        out = {"eager": [run_mode("eager", epochs, cache, eager_params)], "warm": []}
+        out["cold"] = run_mode("cold", epochs, cache, str(Path(folder) / "cold.pt"))
+        for i in range(warm_rounds):
+            out["eager"].append(run_mode("eager", epochs, cache, eager_params))
+            out["warm"].append(run_mode("warm", epochs, cache, str(Path(folder) / f"w{i}.pt")))
+        eager = torch.load(eager_params)
+        for i, run in enumerate([out["cold"], *out["warm"]]):
+            path = Path(folder) / ("cold.pt" if i == 0 else f"w{i - 1}.pt")
+            if "error" not in run:
+                run["max_abs_param_diff"] = max(float((a - b).abs().max())
+                                                for a, b in zip(eager, torch.load(path)))
     return out
 
 

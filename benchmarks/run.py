@@ -355,29 +355,31 @@ def target_compile(epochs: int = 3) -> list[Row]:
     """
     m = compile_check.measure(epochs)
     section = f"4. torch.compile (Inductor, on-disk cache), train() {epochs} epochs, 1 thread"
-    errors = [f"{mode}: {m[mode]['error']}" for mode in m if "error" in m[mode]]
+    errors = [str(run["error"]) for run in [*m["eager"], m["cold"], *m["warm"]] if "error" in run]
     if errors:
-        return [Row(section, "torch.compile failed", "; ".join(map(str, errors)), "", ">= 1.3",
-                    "MISS")]
-    eager_epoch = median(m["eager"]["epoch_s"])
-    warm_epoch = median(m["warm"]["epoch_s"][1:])
-    warm_overhead = m["warm"]["train_s"] - epochs * warm_epoch
+        return [Row(section, "torch.compile failed", "; ".join(errors), "", ">= 1.3", "MISS")]
+    eager_epoch = median([t for run in m["eager"] for t in run["epoch_s"]])
+    warm_epoch = median([t for run in m["warm"] for t in run["epoch_s"][1:]])
+    warm_train = median([run["train_s"] for run in m["warm"]])
+    warm_overhead = warm_train - epochs * warm_epoch
     cold_overhead = m["cold"]["train_s"] - epochs * warm_epoch
     full_epochs = compose_run_config().train.epochs
     eager_job = full_epochs * eager_epoch
     compiled_job = full_epochs * warm_epoch + warm_overhead + cold_overhead / 90
     speedup = eager_job / compiled_job
+    diff = max(run["max_abs_param_diff"] for run in [m["cold"], *m["warm"]])
     return [
-        Row(section, "eager: per epoch", eager_epoch, "s"),
-        Row(section, "compiled: per epoch (after compilation)", warm_epoch, "s"),
+        Row(section, "eager: per epoch (median)", eager_epoch, "s"),
+        Row(section, "compiled: per epoch once compiled (median)", warm_epoch, "s", "",
+            f"{eager_epoch / warm_epoch:.2f}x eager"),
         Row(section, "compiled, cold cache: training call incl. compilation",
             m["cold"]["train_s"], "s"),
-        Row(section, "compiled, warm cache: training call incl. compilation",
-            m["warm"]["train_s"], "s", "", f"dynamo/inductor import {m['warm']['import_s']:.2f} s"),
-        Row(section, "max |param compiled - eager| after training",
-            max(m["cold"]["max_abs_param_diff"], m["warm"]["max_abs_param_diff"]), ""),
-        Row(section, f"projected per-job training speed-up ({full_epochs} epochs, warm cache "
-            "each job, cold once per 90)", speedup, "x", ">= 1.3", check(speedup >= 1.3)),
+        Row(section, "compiled, warm cache: training call incl. compilation", warm_train, "s",
+            "", f"of which importing dynamo/inductor {m['warm'][0]['import_s']:.1f} s"),
+        Row(section, "max |param compiled - eager| after training", diff, ""),
+        Row(section, f"projected ablation-job speed-up, training only ({full_epochs} epochs, "
+            "warm-cache compilation every job, cold once per 90; end to end it is closer to 1)",
+            speedup, "x", ">= 1.3", check(speedup >= 1.3)),
     ]
 
 
