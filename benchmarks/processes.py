@@ -50,11 +50,17 @@ def time_default_run(overrides: tuple[str, ...] = ()) -> dict[str, float]:
     return {"wall_s": wall, "startup_s": float("nan") if startup is None else startup, **{key: summary[key] for key in keys}}
 
 
-def time_plain_script() -> float:
-    """Wall seconds of benchmarks/plain_script.py in a fresh process (torch's default threads)."""
+def time_plain_script(threads: int | None = None, cap: float = 600) -> float:
+    """Wall seconds of benchmarks/plain_script.py in a fresh process (torch's default threads,
+    i.e. one per core, unless `threads`); stopped after `cap` seconds (a 2-thread script on a
+    busy machine can take 10-20x its quiet time), which then returns inf."""
+    args = [] if threads is None else ["--threads", str(threads)]
     start = time.perf_counter()
-    subprocess.run([sys.executable, PLAIN_SCRIPT], cwd=REPO, capture_output=True, check=True,
-                   timeout=1800)
+    try:
+        subprocess.run([sys.executable, PLAIN_SCRIPT, *args], cwd=REPO, capture_output=True,
+                       check=True, timeout=cap)
+    except subprocess.TimeoutExpired:
+        return float("inf")
     return time.perf_counter() - start
 
 
