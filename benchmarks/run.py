@@ -261,7 +261,7 @@ def target_default_vs_plain(rounds: int, cap: float) -> tuple[list[Row], list[Ro
     imports = processes.import_summary()
     section_i = "imports before data generation (python -X importtime, app + experiment)"
     rows += [Row(section_i, "total (sum of self times)", imports["total_s"], "s"),
-             Row(section_i, "largest top-level packages (cumulative)",
+             Row(section_i, "largest packages (self time of their modules)",
                  ", ".join(f"{name} {sec:.2f} s" for name, sec in imports["top"])),
              Row(section_i, f"heavy packages imported ({', '.join(processes.HEAVY)})",
                  ", ".join(imports["heavy"]) or "none", "", "none",
