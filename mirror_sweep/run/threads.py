@@ -3,12 +3,12 @@
 Why one by default: at the default size a training step is thousands of small matrix products
 (128x96 @ 96x288) and elementwise ops, and each parallel region waits for every OpenMP worker.
 When another process holds a core, the worker thread is descheduled and every region waits for
-the scheduler: on this 2-core machine 2-thread training went from ~5 s to 45-127 s with one
-busy neighbour, while 1-thread training stays within ~10% of its quiet time. On a quiet machine
+the scheduler: on a shared 2-core machine the default run's 2-thread training went from ~5 s to
+45-127 s, while 1-thread training took 8.6-9.7 s against 7.0-7.2 s quiet. On a quiet machine
 2 threads are only ~1.3x faster. Users share lab machines and nodes, so the default is the
 policy that cannot collapse; `train.torch_threads=N` opts in to N threads on a dedicated machine,
 and a scheduler's `cpus_per_task` (submitit) gives the job cores of its own.
-Measured in benchmarks/run.py ("threads under contention"); results in benchmarks/RESULTS.md.
+Measured in benchmarks/run.py (target 2, contention); results in benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
