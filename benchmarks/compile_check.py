@@ -29,13 +29,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 def train_once(mode: str, epochs: int, params_out: str) -> dict:
     """In this process: train the default model `epochs` epochs on 1 thread, eager or compiled."""
-    import numpy as np
     import torch
     from hydra import compose, initialize_config_dir
 
     from mirror_sweep.config import CONFIG_DIR, register_configs, to_run_config
-    from mirror_sweep.run.env import make_effects, make_sequences
-    from mirror_sweep.run.experiment import RunSeeds, build_model
+    from mirror_sweep.run.experiment import RunSeeds, build_model, make_data
     from mirror_sweep.run.train import train
 
     register_configs()
@@ -44,10 +42,7 @@ def train_once(mode: str, epochs: int, params_out: str) -> dict:
             "train.progress=false", f"train.epochs={epochs}"]))
     torch.set_num_threads(1)
     seeds = RunSeeds.from_seed(cfg.seed)
-    effects = make_effects(cfg.env, np.random.default_rng(seeds.env))
-    rng = np.random.default_rng(seeds.data)
-    train_set = make_sequences(cfg.data.n_train, cfg.data_pairing.train, effects, cfg.env, rng)
-    test_set = make_sequences(cfg.data.n_test, cfg.data_pairing.test, effects, cfg.env, rng)
+    train_set, test_set = make_data(cfg, seeds)
     model = build_model(cfg, seeds.init)
     generator = torch.Generator().manual_seed(seeds.batches)
     result = {"mode": mode}
