@@ -387,7 +387,7 @@ def target_compile(epochs: int = 3) -> list[Row]:
             m["cold"]["train_s"], "s"),
         Row(section, "compiled, warm cache: training call incl. compilation", warm_train, "s",
             "", f"of which importing dynamo/inductor {m['warm'][0]['import_s']:.1f} s"),
-        Row(section, "max |param compiled - eager| after training", diff, ""),
+        Row(section, "max abs difference of the parameters, compiled vs eager", diff, ""),
         Row(section, f"projected ablation-job speed-up, training only ({full_epochs} epochs, "
             "warm-cache compilation every job, cold once per 90; end to end it is closer to 1)",
             speedup, "x", ">= 1.3", check(speedup >= 1.3)),
