@@ -340,7 +340,8 @@ def target_sweep(quick: bool, full_sweep: bool, workers: int = 2) -> list[Row]:
     rows += [Row(section, "overhead per job (marginal)", per_job, "worker-s"),
              Row(section, "overhead per sweep (worker start, idle tail)", fixed, "worker-s"),
              Row(section, "projected 90-job sweep: per-job wall / own compute", ratio_90, "x",
-                 "<= 1.15", check(ratio_90 <= 1.15)),
+                 "<= 1.15", check(ratio_90 <= 1.15) if per_job >= 0 else
+                 "n/a: negative marginal overhead, the two sweeps' noise exceeds it"),
              Row(section, "projected 90-job sweep: wall (these jobs' mean compute)",
                  (90 * compute + fixed + 90 * per_job) / workers / 60, "min")]
     if full_sweep:
