@@ -179,7 +179,8 @@ def run_job(cfg: DictConfig, folder: Path, in_sweep: bool) -> dict | None:
     _JOB["task"] = task_config(cfg)
     write_hydra_record(folder)
     digest = job_digest(cfg)
-    policy = str(OmegaConf.select(cfg, "output.resume", default=Resume.code.value))
+    policy = OmegaConf.select(cfg, "output.resume", default=Resume.code)
+    policy = policy.value if isinstance(policy, Resume) else str(policy)
     code = provenance.code_version()
     state = results.run_state(folder, digest, code if policy == Resume.code.value else None)
     if in_sweep and state.complete and policy != Resume.never.value:
