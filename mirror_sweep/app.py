@@ -37,6 +37,7 @@ from mirror_sweep.sweep import provenance, results
 from mirror_sweep.sweep.lock import JobLock, LockHeld
 
 log = logging.getLogger("mirror_sweep")
+errors.guard_stdout()  # `mirror-sweep ... | head` never stops a run (nor its log handlers)
 register_configs()
 # Sweep job folders are named by results.job_dirname (conf/config.yaml: hydra.sweep.subdir).
 OmegaConf.register_new_resolver(

@@ -283,3 +283,15 @@ def test_unusable_launcher_or_folder_is_one_line(tmp_path, args, code, needle):
     proc = run(*args, cwd=tmp_path)
     assert proc.returncode == code, proc.stdout + proc.stderr
     assert needle in proc.stderr and "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_figures_are_byte_identical_across_reruns(tmp_path_factory, tmp_path):
+    from mirror_sweep.report import figures
+    from tests.test_figures import tiny_sweep_dir
+
+    sweep = load_sweep(tiny_sweep_dir(tmp_path_factory))
+    first = figures.draw_figures(sweep, tmp_path / "a", n_boot=100)
+    second = figures.draw_figures(sweep, tmp_path / "b", n_boot=100)
+    assert len(first) == 8
+    for a, b in zip(first, second):
+        assert a.read_bytes() == b.read_bytes(), a.name
