@@ -183,9 +183,10 @@ def to_run_config(cfg: DictConfig) -> RunConfig:
     from omegaconf.errors import OmegaConfBaseException
 
     task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-    given = _leaf_keys(OmegaConf.to_container(task, resolve=False))
+    valid = schema_keys()
+    given = _leaf_keys(OmegaConf.to_container(task, resolve=False), stop=set(valid))
     try:
-        validation.unknown_keys(given, schema_keys())
+        validation.unknown_keys(given, valid)
         run_cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunConfig), task))
     except validation.SettingError as error:
         raise ConfigError(f"config key {error}") from None
@@ -197,8 +198,10 @@ def to_run_config(cfg: DictConfig) -> RunConfig:
     return run_cfg
 
 
-def _leaf_keys(node: Any, prefix: str = "") -> list[str]:
-    if isinstance(node, dict):
+def _leaf_keys(node: Any, prefix: str = "", stop: set[str] = frozenset()) -> list[str]:
+    """Full keys of the leaves of `node`; a key in `stop` (a schema field holding a dict, such as
+    objective.extra_terms) is a leaf whatever it holds."""
+    if isinstance(node, dict) and prefix[:-1] not in stop:
         return [key for name, value in node.items()
-                for key in _leaf_keys(value, f"{prefix}{name}.")]
+                for key in _leaf_keys(value, f"{prefix}{name}.", stop)]
     return [prefix[:-1]]
