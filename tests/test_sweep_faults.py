@@ -295,3 +295,19 @@ def test_figures_are_byte_identical_across_reruns(tmp_path_factory, tmp_path):
     assert len(first) == 8
     for a, b in zip(first, second):
         assert a.read_bytes() == b.read_bytes(), a.name
+
+
+def test_a_sweep_console_shows_one_line_per_job_and_epochs_go_to_the_logs(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    proc = run("-m", "model.hidden_size=8", "train.epochs=2", "train.progress=true", "seed=0,1",
+               f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    console = proc.stdout + proc.stderr
+    assert "epoch 1/2" not in console and "training ..." not in console
+    assert "[1/2] seed=" in console and "[2/2] seed=" in console and "ETA" in console
+    assert "2 jobs: 2 complete" in console
+    for job in ["seed=0", "seed=1"]:
+        assert "epoch 2/2" in (sweep_dir / job / "app.log").read_text()
+    single = run("model.hidden_size=8", "train.epochs=2", "train.progress=true",
+                 f"hydra.run.dir={tmp_path / 'one'}", cwd=tmp_path)
+    assert "epoch 2/2" in single.stdout + single.stderr  # single runs keep their output
