@@ -311,3 +311,15 @@ def test_a_sweep_console_shows_one_line_per_job_and_epochs_go_to_the_logs(tmp_pa
     single = run("model.hidden_size=8", "train.epochs=2", "train.progress=true",
                  f"hydra.run.dir={tmp_path / 'one'}", cwd=tmp_path)
     assert "epoch 2/2" in single.stdout + single.stderr  # single runs keep their output
+
+
+def test_a_single_run_into_a_locked_folder_is_left_alone(tmp_path):
+    from mirror_sweep.sweep.lock import JobLock
+
+    folder = tmp_path / "run"
+    with JobLock(folder):
+        proc = run("model.hidden_size=8", "train.epochs=1", f"hydra.run.dir={folder}",
+                   cwd=tmp_path)
+    assert proc.returncode == errors.EXIT_BUSY
+    assert f"running elsewhere (pid {os.getpid()}" in proc.stdout + proc.stderr
+    assert results.read_status(folder)["status"] == "missing"  # nothing written
