@@ -285,11 +285,10 @@ def test_unusable_launcher_or_folder_is_one_line(tmp_path, args, code, needle):
     assert needle in proc.stderr and "Traceback" not in proc.stdout + proc.stderr
 
 
-def test_figures_are_byte_identical_across_reruns(tmp_path_factory, tmp_path):
+def test_figures_are_byte_identical_across_reruns(tiny_sweep, tmp_path):
     from mirror_sweep.report import figures
-    from tests.test_figures import tiny_sweep_dir
 
-    sweep = load_sweep(tiny_sweep_dir(tmp_path_factory))
+    sweep = load_sweep(tiny_sweep)
     first = figures.draw_figures(sweep, tmp_path / "a", n_boot=100)
     second = figures.draw_figures(sweep, tmp_path / "b", n_boot=100)
     assert len(first) == 8
