@@ -37,6 +37,7 @@ from mirror_sweep.sweep import provenance, results
 from mirror_sweep.sweep.lock import JobLock, LockHeld
 
 log = logging.getLogger("mirror_sweep")
+errors.guard_stdout()  # `mirror-sweep ... | head` never stops a run (nor its log handlers)
 register_configs()
 # Sweep job folders are named by results.job_dirname (conf/config.yaml: hydra.sweep.subdir).
 OmegaConf.register_new_resolver(
@@ -179,7 +180,8 @@ def run_job(cfg: DictConfig, folder: Path, in_sweep: bool) -> dict | None:
     _JOB["task"] = task_config(cfg)
     write_hydra_record(folder)
     digest = job_digest(cfg)
-    policy = str(OmegaConf.select(cfg, "output.resume", default=Resume.code.value))
+    policy = OmegaConf.select(cfg, "output.resume", default=Resume.code)
+    policy = policy.value if isinstance(policy, Resume) else str(policy)
     code = provenance.code_version()
     state = results.run_state(folder, digest, code if policy == Resume.code.value else None)
     if in_sweep and state.complete and policy != Resume.never.value:

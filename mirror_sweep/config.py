@@ -7,8 +7,8 @@ fails before any data is drawn.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 # imported by any stage, e.g. the analysis's keyword defaults, without loading Hydra.
 if TYPE_CHECKING:
     from omegaconf import DictConfig
+
+from mirror_sweep import validation
 
 # The Hydra config tree ships inside the package, so an installed wheel finds it.
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
@@ -145,63 +147,63 @@ def register_configs() -> None:
     ConfigStore.instance().store(name="run_schema", node=RunConfig)
 
 
-_POSITIVE_INTS = [
-    "env.n_actions", "env.sensory_dim", "env.seq_len", "model.hidden_size",
-    "data.n_train", "data.n_test", "train.batch_size", "analysis.n_permutations",
-]
-_NON_NEGATIVE = [
-    "env.effect_scale", "env.noise_std", "objective.forward_weight", "objective.inverse_weight",
-    "train.epochs", "analysis.max_lag", "analysis.decoding_null_permutations",
-]
-_POSITIVE_FLOATS = ["train.lr", "analysis.ridge_alpha"]
-_FRACTIONS = ["analysis.abs_threshold", "analysis.pos_threshold", "analysis.alpha",
-              "analysis.decoding_test_fraction"]
+def flat_values(cfg: RunConfig) -> dict[str, Any]:
+    """{"train.lr": 0.001, ...}: every leaf of the config by its full key."""
+    def walk(node: Any, prefix: str) -> dict[str, Any]:
+        if dataclasses.is_dataclass(node):
+            out: dict[str, Any] = {}
+            for f in dataclasses.fields(node):
+                out.update(walk(getattr(node, f.name), f"{prefix}{f.name}."))
+            return out
+        return {prefix[:-1]: node.value if isinstance(node, enum.Enum) else node}
+    return walk(cfg, "")
 
 
 def validate(cfg: RunConfig) -> None:
-    """Raise ConfigError naming the first key whose value is out of range."""
-    def get(key: str) -> Any:
-        value = cfg
-        for part in key.split("."):
-            value = getattr(value, part)
-        return value
+    """Raise ConfigError naming the first key whose value breaks a rule of
+    mirror_sweep.validation (the table the analysis functions use too), or whose size cannot fit
+    in this machine's memory."""
+    values = flat_values(cfg)
+    try:
+        validation.check(values)
+        validation.check_memory(values)
+    except validation.SettingError as error:
+        raise ConfigError(f"config key {error}") from None
 
-    def fail(key: str, rule: str) -> None:
-        raise ConfigError(f"config key '{key}' = {get(key)!r}: {rule}")
 
-    for key in _POSITIVE_INTS:
-        if get(key) <= 0:
-            fail(key, "must be a positive integer")
-    for key in _NON_NEGATIVE:
-        if not get(key) >= 0:
-            fail(key, "must be >= 0")
-    for key in _POSITIVE_FLOATS:
-        if not (get(key) > 0 and math.isfinite(get(key))):
-            fail(key, "must be a positive finite number")
-    for key in _FRACTIONS:
-        if not 0.0 <= get(key) <= 1.0:
-            fail(key, "must lie in [0, 1]")
-    if not -1.0 <= cfg.analysis.anti_threshold <= 0.0:
-        fail("analysis.anti_threshold", "must lie in [-1, 0]")
-    if not 0.0 <= cfg.env.decay < 1.0:
-        fail("env.decay", "must lie in [0, 1) so the dynamics are stable")
-    if cfg.train.torch_threads is not None and cfg.train.torch_threads <= 0:
-        fail("train.torch_threads", "must be a positive integer or null (auto)")
-    if cfg.env.n_actions < 2:
-        fail("env.n_actions", "must be at least 2 (actions must be distinguishable)")
-    if cfg.data.n_test < 4:
-        fail("data.n_test", "must be at least 4 (decoding splits test sequences)")
-    n_held_out = round(cfg.data.n_test * cfg.analysis.decoding_test_fraction)
-    if not 1 <= n_held_out < cfg.data.n_test:
-        fail("analysis.decoding_test_fraction",
-             f"must hold out between 1 and {cfg.data.n_test - 1} of data.n_test sequences")
+def schema_keys() -> list[str]:
+    return list(flat_values(RunConfig()))
 
 
 def to_run_config(cfg: DictConfig) -> RunConfig:
-    """Convert a composed DictConfig (hydra node removed) into a validated RunConfig."""
+    """Convert a composed DictConfig (hydra node removed) into a validated RunConfig.
+
+    Unknown keys (a typo given with `+`, e.g. +train.epoch=50) are refused naming the key and the
+    nearest valid one; wrong types and out-of-range values name the key. Raises ConfigError.
+    """
     from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
     task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-    run_cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunConfig), task))
+    valid = schema_keys()
+    given = _leaf_keys(OmegaConf.to_container(task, resolve=False), stop=set(valid))
+    try:
+        validation.unknown_keys(given, valid)
+        run_cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunConfig), task))
+    except validation.SettingError as error:
+        raise ConfigError(f"config key {error}") from None
+    except OmegaConfBaseException as error:
+        key = getattr(error, "full_key", None) or "?"
+        message = str(error).splitlines()[0]
+        raise ConfigError(f"config key {key}: {message}") from None
     validate(run_cfg)
     return run_cfg
+
+
+def _leaf_keys(node: Any, prefix: str = "", stop: set[str] = frozenset()) -> list[str]:
+    """Full keys of the leaves of `node`; a key in `stop` (a schema field holding a dict, such as
+    objective.extra_terms) is a leaf whatever it holds."""
+    if isinstance(node, dict) and prefix[:-1] not in stop:
+        return [key for name, value in node.items()
+                for key in _leaf_keys(value, f"{prefix}{name}.", stop)]
+    return [prefix[:-1]]

@@ -226,7 +226,7 @@ def run_state(folder: Path, config_hash: str | None = None,
     """THE completeness rule (resume, sweep summary and aggregation all call it).
 
     Complete when status.json says complete, its config hash equals the hash of
-    `.hydra/config.yaml` (and `config_hash` when given: the config about to run), every recorded
+    `.hydra/config.yaml` when the folder has one (and `config_hash` when given: the config about to run), every recorded
     file matches its checksum, and, when `code_version` is given, the run recorded that code
     version. Never raises: a missing or corrupt file is a state with a reason naming it.
     """
@@ -250,7 +250,10 @@ def run_state(folder: Path, config_hash: str | None = None,
         return RunState(UNREADABLE, f"{folder / STATUS_FILE}: unknown status {state!r}", status)
     try:
         verify_files(folder, status)
-        on_disk = folder_config_hash(folder)
+        # a folder without .hydra/ (hydra.output_subdir=null, or written through the API) has no
+        # config file to compare; a job folder always has one (aggregation finds jobs by it)
+        on_disk = (folder_config_hash(folder) if (folder / HYDRA_CONFIG).exists()
+                   else status.get("config_hash"))
     except RunFileError as error:
         return RunState(UNREADABLE, str(error), status)
     recorded = status.get("config_hash")
