@@ -109,6 +109,8 @@ class AnalysisConfig:
     decoding_test_fraction: float = 0.3  # share of test sequences held out from the decoders
     decoding_null_permutations: int = 200  # label permutations across sequences (decoding null)
     ridge_alpha: float = 1.0  # L2 penalty of the ridge action decoder, on standardized states
+    # label permutations across sequences for action selectivity (p >= 1/(B+1))
+    tuning_null_permutations: int = 200
 
 
 class Resume(enum.Enum):
@@ -148,6 +150,7 @@ def register_configs() -> None:
 _POSITIVE_INTS = [
     "env.n_actions", "env.sensory_dim", "env.seq_len", "model.hidden_size",
     "data.n_train", "data.n_test", "train.batch_size", "analysis.n_permutations",
+    "analysis.tuning_null_permutations",
 ]
 _NON_NEGATIVE = [
     "env.effect_scale", "env.noise_std", "objective.forward_weight", "objective.inverse_weight",

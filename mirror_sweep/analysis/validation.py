@@ -72,13 +72,14 @@ def check_parameters(*, n_timesteps: int, **params) -> None:
     Args:
         n_timesteps: T of the activations, bounding ``max_lag``.
         **params: any of seed, n_permutations, alpha, max_lag, decoding_test_fraction,
-            decoding_null_permutations, ridge_alpha, abs_threshold, pos_threshold,
-            anti_threshold.
+            decoding_null_permutations, tuning_null_permutations, ridge_alpha, abs_threshold,
+            pos_threshold, anti_threshold.
     """
     rules = {
         "seed": lambda v: _is_int(v) and v >= 0,
         "n_permutations": lambda v: _is_int(v) and v >= 1,
         "decoding_null_permutations": lambda v: _is_int(v) and v >= 1,
+        "tuning_null_permutations": lambda v: _is_int(v) and v >= 1,
         "max_lag": lambda v: _is_int(v) and 0 <= v < n_timesteps,
         "alpha": lambda v: 0.0 < v < 1.0,
         "decoding_test_fraction": lambda v: 0.0 < v < 1.0,

@@ -117,7 +117,7 @@ def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
     stage("analysis")
     import pandas as pd
 
-    from mirror_sweep.analysis import analyze_activations, headline_metrics
+    from mirror_sweep.analysis import analyze_activations, control_metrics
 
     start = time.perf_counter()
     if threads is not None:
@@ -125,9 +125,10 @@ def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
     result = analyze_activations(perform, observe, test_set.perform_actions,
                                  test_set.observe_actions, seed=seeds.analysis,
                                  n_threads=torch.get_num_threads(), **asdict(cfg.analysis))
-    untrained_r, untrained_summary = headline_metrics(
+    untrained_r, untrained_summary = control_metrics(
         untrained_perform, untrained_observe, abs_threshold=cfg.analysis.abs_threshold,
-        pos_threshold=cfg.analysis.pos_threshold, anti_threshold=cfg.analysis.anti_threshold)
+        pos_threshold=cfg.analysis.pos_threshold, anti_threshold=cfg.analysis.anti_threshold,
+        max_lag=cfg.analysis.max_lag)
     seconds["analysis"] = time.perf_counter() - start
 
     units = result.units.copy()
