@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mirror_sweep.report.stats import headline_stats, report_stats
+from mirror_sweep.report.stats import headline_stats, report_contrasts, report_stats
 from mirror_sweep.sweep.aggregate import Sweep, SweepError, load_sweep, write_aggregate
 from mirror_sweep.sweep.summaries import CI_METHODS, DEFAULT_CI
 
@@ -54,14 +54,17 @@ def aggregate_main(argv: list[str] | None = None) -> int:
         print(f"mirror-aggregate: {error}", file=sys.stderr)
         return 2
     # One bootstrap per aggregation: robustness.csv, the claims and the figures read this table.
-    stats = report_stats(sweep.runs, n_boot=args.n_boot, seed=args.seed, ci=args.ci)
+    # The same for the seed-paired contrasts: contrasts.csv and the claims' paired rules.
+    common = {"n_boot": args.n_boot, "seed": args.seed, "ci": args.ci, "units": sweep.units}
+    stats = report_stats(sweep.runs, **common)
+    paired = report_contrasts(sweep.runs, **common)
     out_dir = write_aggregate(sweep, args.out, n_boot=args.n_boot, seed=args.seed,
-                              ci=args.ci, summary=headline_stats(stats))
+                              ci=args.ci, summary=headline_stats(stats), paired=paired)
     print_summary(sweep, out_dir)
     if not sweep.runs.empty:
         from mirror_sweep.report.write import write_report  # matplotlib only when reporting
 
-        write_report(sweep, out_dir, figures=not args.no_figures, stats=stats)
+        write_report(sweep, out_dir, figures=not args.no_figures, stats=stats, paired=paired)
     if sweep.runs.empty:
         print(f"mirror-aggregate: no complete run in {sweep.path}", file=sys.stderr)
         return 1

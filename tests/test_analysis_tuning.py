@@ -207,3 +207,4 @@ def test_mode_index_of_a_planted_anti_mirror_unit():
     assert summary["n_anti_mode_units"] == 1
     assert summary["median_mode_index_anti"] == pytest.approx(index[0])
     assert summary["frac_anti_perform_over_observe"] == 1.0
+    assert summary["frac_anti_mode_selective"] == 1.0

@@ -282,7 +282,8 @@ def tuning_table(perform, observe, perform_actions, observe_actions, *, n_action
         frac_congruent_chance (see ``congruence_chance``), frac_congruent_strict,
         frac_congruent_broad and their _chance (``pair_chance``), n_anti_mode_units,
         median_mode_index_anti, frac_anti_perform_over_observe (anti-mirror units with mode
-        index >= MIN_MODE_INDEX; nan without anti-mirror units), mean_abs_mode_index.
+        index >= MIN_MODE_INDEX; nan without anti-mirror units), frac_anti_mode_selective (the
+        same with |mode index|: either mode higher), mean_abs_mode_index.
         Fractions are over all H units.
     """
     cols, per_mode = {}, {}
@@ -324,14 +325,17 @@ def tuning_table(perform, observe, perform_actions, observe_actions, *, n_action
 
 
 def anti_mode_summary(index: np.ndarray, r, anti_threshold: float) -> dict[str, float]:
-    """Mode index of the anti-mirror units (r < anti_threshold): count, median, share >= floor."""
+    """Mode index of the anti-mirror units (r < anti_threshold): count, median, the share with
+    index >= MIN_MODE_INDEX (higher in perform) and with |index| >= MIN_MODE_INDEX."""
     anti = (np.asarray(r) < anti_threshold) & np.isfinite(index) if r is not None else None
     if anti is None or not anti.any():
         return {"n_anti_mode_units": 0, "median_mode_index_anti": float("nan"),
-                "frac_anti_perform_over_observe": float("nan")}
+                "frac_anti_perform_over_observe": float("nan"),
+                "frac_anti_mode_selective": float("nan")}
     return {"n_anti_mode_units": int(anti.sum()),
             "median_mode_index_anti": float(np.median(index[anti])),
-            "frac_anti_perform_over_observe": float(np.mean(index[anti] >= MIN_MODE_INDEX))}
+            "frac_anti_perform_over_observe": float(np.mean(index[anti] >= MIN_MODE_INDEX)),
+            "frac_anti_mode_selective": float(np.mean(np.abs(index[anti]) >= MIN_MODE_INDEX))}
 
 
 def congruence_chance(pref_p, pref_o, selective_both, n_actions: int) -> float:

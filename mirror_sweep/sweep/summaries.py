@@ -29,7 +29,8 @@ HEADLINE_METRICS = [
     "n_sig_anti_bh", "n_sig_mirror_maxstat", "n_sig_anti_maxstat", "excess_frac_r_gt",
     "untrained_max_r", "untrained_min_r", "frac_congruent_strict", "frac_congruent_strict_chance",
     "frac_congruent_broad", "frac_congruent_broad_chance", "frac_selective_both",
-    "median_mode_index_anti", "frac_anti_perform_over_observe", "median_abs_peak_lag",
+    "median_mode_index_anti", "frac_anti_perform_over_observe", "frac_anti_mode_selective",
+    "median_abs_peak_lag",
     "median_abs_peak_lag_mirror", "frac_peak_lag_zero_mirror", "untrained_median_abs_peak_lag",
     "untrained_median_abs_peak_lag_mirror", "untrained_frac_peak_lag_zero_mirror",
 ]
