@@ -175,7 +175,7 @@ def test_strict_broad_and_argmax_congruence_on_planted_curves():
     actions = rng.integers(0, K, (N, T))
     curves_p = np.array([[0, 1, 2, 3], [0, 1, 2, 3], [0, 1, 2, 3], [0, 1, 2, 3]], float)
     curves_o = np.array([[0, 1, 2, 3], [0, 1, 3, 2.6], [3, 2, 1, 0], [0, 0, 0, 0]], float)
-    noise = lambda: 0.5 * rng.standard_normal((N, T, 4))  # noqa: E731
+    noise = lambda: 0.5 * rng.standard_normal((N, T, 4))
     perform = curves_p.T[actions] + noise()
     observe = curves_o.T[actions] + noise()
     units, summary = tuning_table(perform, observe, actions, actions, n_actions=K, alpha=ALPHA,
@@ -201,7 +201,7 @@ def test_mode_index_of_a_planted_anti_mirror_unit():
     index = mode_index(perform, observe)
     expected = (1.0 + 2 * shared.mean()) / shared.std()
     assert index[0] == pytest.approx(expected, rel=1e-9) and index[1] == 0
-    units, summary = tuning_table(perform, observe, rng.integers(0, K, (N, T)),
+    _, summary = tuning_table(perform, observe, rng.integers(0, K, (N, T)),
                                   rng.integers(0, K, (N, T)), n_actions=K, alpha=ALPHA,
                                   n_permutations=50, r=np.array([-1.0, 1.0]))
     assert summary["n_anti_mode_units"] == 1

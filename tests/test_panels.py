@@ -80,7 +80,10 @@ def test_r_histograms_mark_the_papers_thresholds_and_name_missing_conditions():
 
 def test_r_by_condition_ticks_carry_seed_counts():
     ax = axes()
-    panels.plot_r_by_condition(ax, units_table({MAIN: 3, "untrained": 1}), [MAIN, "untrained"])
+    units = units_table({MAIN: 3, "untrained": 1})
+    quantiles = units.groupby(["condition", "seed"])["r"].median().reset_index().assign(
+        quantile="median")
+    panels.plot_r_by_condition(ax, quantiles, [MAIN, "untrained"])
     assert [t.get_text() for t in ax.get_xticklabels()] == [
         "shared core (main)\nn = 3 seeds", "untrained\nn = 1 seed"]
 
@@ -121,3 +124,8 @@ def test_xcorr_curves_read_the_lag_columns_of_the_units_table():
     ax = axes()
     panels.plot_xcorr_curves(ax, top, max_lag=2)  # a mismatch is a note, not a wrong plot
     assert any("no cross-correlation" in t.get_text() for t in ax.texts)
+
+
+def test_a_p_value_at_the_permutation_floor_is_written_as_a_bound():
+    assert panels.format_p(1 / 10_001, 10_000) == "p ≤ 0.0001"
+    assert panels.format_p(0.0123, 10_000) == "p = 0.012"

@@ -152,14 +152,19 @@ def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
 
 
 def top_unit_null(r: np.ndarray, null: np.ndarray) -> pd.DataFrame:
-    """The permutation null of the unit with the largest r, for the figures (which never
+    """The permutation null of the unit with the largest r and the max-statistic null (per
+    permutation, the max over units of the studentised |z|), for the figures (which never
     recompute an analysis). r: (H,); null: (B, H). Empty when every unit is constant."""
     import pandas as pd  # loaded by the analysis stage already
 
+    from mirror_sweep.analysis.permutation import maxstat_threshold
+
     if np.isnan(r).all():
-        return pd.DataFrame({"unit": pd.Series(dtype=int), "null_r": pd.Series(dtype=float)})
+        return pd.DataFrame({"unit": pd.Series(dtype=int), "null_r": pd.Series(dtype=float),
+                             "max_abs_z": pd.Series(dtype=float)})
     unit = int(np.nanargmax(r))
-    return pd.DataFrame({"unit": unit, "null_r": null[:, unit]})
+    _, max_abs_z = maxstat_threshold(null, 0.05)  # the max itself does not depend on alpha
+    return pd.DataFrame({"unit": unit, "null_r": null[:, unit], "max_abs_z": max_abs_z})
 
 
 def training_scalars(history: list[dict[str, float]], final_test: dict[str, float],
