@@ -137,7 +137,8 @@ def test_sequence_permutation_null_equals_a_plain_loop():
     null = sequence_permutation_eta2(x, actions, K, 20, seed=3)
     perms = np.random.default_rng(3).permuted(np.tile(np.arange(N), (20, 1)), axis=1)
     for b in (0, 13):
-        np.testing.assert_allclose(null[b], loop_eta2(x, actions[perms[b]]))
+        # float32 product: agreement to ~1e-6 relative
+        np.testing.assert_allclose(null[b], loop_eta2(x, actions[perms[b]]), rtol=1e-5)
 
 
 def test_sequence_level_test_is_not_fooled_by_shared_sequence_structure():
