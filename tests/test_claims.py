@@ -202,3 +202,13 @@ def test_mirror_aggregate_prints_the_claims_and_skips_figures_on_request(tiny_sw
     printed = capsys.readouterr().out
     assert "C1" in printed and "n=2" in printed and "claims.md" in printed
     assert (out / "claims.csv").exists() and not (out / "figures").exists()
+
+
+def test_without_an_untrained_condition_the_runs_own_initial_weights_are_the_control():
+    table = stats((MAIN, "min_r", 10, -0.78, -0.80, -0.76),
+                  (MAIN, "untrained_min_r", 10, -0.77, -0.79, -0.75))  # overlaps [-1, -0.741]
+    context = {**CONTEXT, "paired": paired_rows(
+        (MAIN, "initial_weights", "min_r", 10, -0.01, -0.03, 0.01, 0.3))}
+    out = evaluate_claims(table, context, [c for c in CLAIMS if c.claim_id == "C4"]).iloc[0]
+    assert out["verdict"] == f"{TRIVIAL}: also holds for untrained"
+    assert out["vs_untrained_difference"] == -0.01 and out["vs_untrained_n_pairs"] == 10

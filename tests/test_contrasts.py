@@ -11,7 +11,7 @@ from scipy import stats
 
 from mirror_sweep.sweep.contrasts import (
     CONTRAST_COLUMNS,
-    UNTRAINED,
+    INITIAL_WEIGHTS,
     contrasts,
     paired_differences,
     sign_flip_pvalue,
@@ -81,7 +81,7 @@ def test_contrasts_pair_by_seed_only_and_use_the_untrained_twin():
     runs.loc[(runs.condition == "separate_cores") & (runs.seed == 101), "frac_abs_r_gt"] = np.nan
     result = contrasts(runs, ["frac_abs_r_gt"]).set_index(["condition", "reference"])
     assert result.loc[("main", "separate_cores"), "n_pairs"] == 8
-    untrained = result.loc[("separate_cores", UNTRAINED)]
+    untrained = result.loc[("separate_cores", INITIAL_WEIGHTS)]
     assert untrained.n_pairs == 9
     sep = runs[runs.condition == "separate_cores"].dropna()
     assert untrained.mean_difference == pytest.approx(

@@ -20,12 +20,14 @@ from mirror_sweep.report.paper import (
     MAIN,
     PAPER_THRESHOLDS,
     POS_THRESHOLD,
+    UNTRAINED,
     main_condition,
     paper_size_runs,
 )
 from mirror_sweep.report.rules import ALPHA, PAIRED, REFERENCE, SIGNIFICANT, THIS
 from mirror_sweep.report.stats import contrasts_of, report_contrasts, report_stats, stats_of
 from mirror_sweep.sweep.aggregate import Sweep
+from mirror_sweep.sweep.contrasts import INITIAL_WEIGHTS, TWIN_PREFIX
 
 HOLDS, FAILS, NOT_MEASURED, TRIVIAL = "holds", "does not hold", "not measured", "trivial"
 # Per standard control: the claim condition's seed-paired difference from it (claim metric).
@@ -133,26 +135,46 @@ def why_not_measured(claim: Claim, stats: pd.DataFrame, context: dict,
 
 
 def claim_rows(claim: Claim, stats: pd.DataFrame, context: dict, condition: str | None,
-               reference: str | None) -> dict[str, dict | None]:
-    """The rows the claim's rule reads, for the claim evaluated on `condition`."""
-    return {THIS: lookup(stats, condition, claim.metric),
+               reference: str | None, metric: str | None = None) -> dict[str, dict | None]:
+    """The rows the claim's rule reads, for the claim evaluated on `condition` (and, when
+    given, on `metric` in place of the claim's for THIS)."""
+    return {THIS: lookup(stats, condition, metric or claim.metric),
             REFERENCE: lookup(stats, reference, claim.metric) if claim.reference else None,
             SIGNIFICANT: lookup(stats, condition, claim.significance_metric),
             PAIRED: lookup_paired(context.get("paired"), condition, reference, claim.metric)}
 
 
 def decide(claim: Claim, stats: pd.DataFrame, context: dict, condition: str | None,
-           reference: str | None) -> tuple[str, str | None, dict]:
+           reference: str | None, metric: str | None = None) -> tuple[str, str | None, dict]:
     """(holds / does not hold / not measured, the reason when not measured, rows)."""
-    rows = claim_rows(claim, stats, context, condition, reference)
+    rows = claim_rows(claim, stats, context, condition, reference, metric)
     reason = why_not_measured(claim, stats, context, condition, reference, rows)
     return (NOT_MEASURED if reason else (HOLDS if claim.rule.holds(rows) else FAILS)), reason, rows
 
 
+def holds_for_control(claim: Claim, stats: pd.DataFrame, context: dict, condition: str,
+                      control: str, reference: str | None) -> bool:
+    """Whether the claim's rule holds on the control. The untrained control falls back to the
+    claim condition's own initial-weight twin (TWIN_PREFIX + metric, the same network at its
+    initial weights, as the untrained condition of the same seed) when no `untrained`
+    condition is in the sweep."""
+    if control == UNTRAINED and lookup(stats, control, claim.metric) is None:
+        twin = TWIN_PREFIX + claim.metric
+        if claim.reference or lookup(stats, condition, twin) is None:
+            return False
+        return decide(claim, stats, context, condition, reference, twin)[0] == HOLDS
+    return decide(claim, stats, context, control, reference)[0] == HOLDS
+
+
 def control_effect(context: dict, condition: str | None, control: str | None,
                    metric: str) -> dict | None:
-    """The seed-paired difference condition - control of `metric` (None when not paired)."""
-    return lookup_paired(context.get("paired"), condition, control, metric)
+    """The seed-paired difference condition - control of `metric` (None when not paired); for
+    the untrained control without an `untrained` condition, the difference from the runs' own
+    initial weights."""
+    effect = lookup_paired(context.get("paired"), condition, control, metric)
+    if effect is None and control == UNTRAINED:
+        effect = lookup_paired(context.get("paired"), condition, INITIAL_WEIGHTS, metric)
+    return effect
 
 
 def fmt_effect(effect: dict | None) -> str:
@@ -174,7 +196,7 @@ def evaluate_claim(claim: Claim, stats: pd.DataFrame, context: dict) -> dict:
         verdict = f"{TRIVIAL}: {claim.trivial}"
     elif verdict == HOLDS:
         also = [c for c in controls if c is not None and c != condition
-                and decide(claim, stats, context, c, reference)[0] == HOLDS]
+                and holds_for_control(claim, stats, context, condition, c, reference)]
         if also:
             verdict = f"{TRIVIAL}: also holds for {' and '.join(also)}"
     effects = {c: control_effect(context, condition, c, claim.metric)

@@ -10,8 +10,9 @@ p = #{sign vectors e : |mean(e d)| >= |mean(d)|} / #{sign vectors}, enumerated e
 2^n sign vectors for n <= EXACT_MAX_PAIRS seeds (the smallest possible p is 2 / 2^n: 0.002 at
 n = 10) and Monte Carlo beyond.
 
-A run's own untrained network is a paired control too: ``UNTRAINED`` rows compare a metric with
-its ``untrained_`` twin in the same runs.
+A run's own network at its initial weights is a paired control too: ``INITIAL_WEIGHTS`` rows
+compare a metric with its ``untrained_`` twin in the same runs (named apart from an `untrained`
+condition, which a sweep may also have).
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ CONTRAST_COLUMNS = ["condition", "reference", "metric", "n_pairs", "mean_differe
 # Exact enumeration up to 2^16 sign vectors; Monte Carlo (this many draws, seeded) beyond.
 EXACT_MAX_PAIRS = 16
 MONTE_CARLO_FLIPS = 100_000
-# The reference name of a run's own initial-weight network.
-UNTRAINED = "untrained"
+# The reference name of a run's own initial-weight network, and the prefix of its metrics.
+INITIAL_WEIGHTS = "initial_weights"
+TWIN_PREFIX = "untrained_"
 # |mean| within this of the observed |mean| counts as a tie (float rounding of the identity).
 _TIE_RTOL = 1e-12
 
@@ -65,8 +67,8 @@ def paired_differences(runs: pd.DataFrame, condition: str, reference: str, metri
     """Per-seed metric(condition) - reference_metric(reference), indexed by seed.
 
     Only seeds with a finite value in both; repeated runs of a (condition, seed) are averaged.
-    reference_metric defaults to metric (use e.g. "untrained_" + metric with reference =
-    condition for the within-run control).
+    reference_metric defaults to metric (use TWIN_PREFIX + metric with reference = condition
+    for the within-run control).
     """
     reference_metric = reference_metric or metric
     if metric not in runs or reference_metric not in runs:
@@ -99,7 +101,7 @@ def contrasts(runs: pd.DataFrame, metrics: list[str] | None = None,
             pairs are formed within each hidden size, which becomes a column).
         metrics: default HEADLINE_METRICS (those present).
         pairs: (condition, reference) pairs; default every ordered pair of distinct conditions
-            with at least one shared seed, plus (condition, UNTRAINED) for every metric with an
+            with at least one shared seed, plus (condition, INITIAL_WEIGHTS) for every metric with an
             ``untrained_`` twin.
         ci, n_boot, seed, level: the CI of the mean difference (``summaries.mean_ci``).
 
@@ -118,16 +120,16 @@ def contrasts(runs: pd.DataFrame, metrics: list[str] | None = None,
         values = values if isinstance(values, tuple) else (values,)
         conditions = sorted(group["condition"].dropna().unique())
         wanted = pairs if pairs is not None else [
-            *itertools.permutations(conditions, 2), *((c, UNTRAINED) for c in conditions)]
+            *itertools.permutations(conditions, 2), *((c, INITIAL_WEIGHTS) for c in conditions)]
         by_seed = group.groupby(["seed", "condition"])
         for metric in metrics:
             table = by_seed[metric].mean().unstack("condition")
-            twin = f"{UNTRAINED}_{metric}"
+            twin = f"{TWIN_PREFIX}{metric}"
             untrained = by_seed[twin].mean().unstack("condition") if twin in group else None
             for condition, reference in wanted:
                 if condition not in table:
                     continue
-                if reference == UNTRAINED:
+                if reference == INITIAL_WEIGHTS:
                     if untrained is None or condition not in untrained:
                         continue
                     d = table[condition] - untrained[condition]
