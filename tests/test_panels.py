@@ -106,7 +106,7 @@ def test_permutation_null_and_time_courses_label_what_they_show():
     panels.plot_permutation_null(ax1, np.linspace(-0.3, 0.3, 99), 0.8, 0.01, unit=5)
     assert ax1.get_xlabel() == "Pearson r of unit 5 (perform vs observe)"
     assert "null: re-paired sequences (B = 99)" in texts(ax1)
-    assert "observed r = 0.800 (p = 0.01)" in texts(ax1)
+    assert "observed r = 0.800 (p ≤ 0.01)" in texts(ax1)  # p at the floor 1/(B+1): a bound
     trace = np.zeros((24, 2))
     panels.plot_time_courses(ax2, trace, trace, ["unit 3 (r = 0.90)", "unit 7 (r = 0.80)"])
     panels.plot_sequence_bounds(ax2, 2, 12)
@@ -119,7 +119,7 @@ def test_xcorr_curves_read_the_lag_columns_of_the_units_table():
                         "xcorr_lag_pos1": [0.2, 0.1]})
     ax = axes()
     panels.plot_xcorr_curves(ax, top, max_lag=1)
-    assert len(ax.lines) == 3  # two units + the zero-lag mark
+    assert len(ax.lines) == 4  # two units + their mean |xcorr| + the zero-lag mark
     np.testing.assert_array_equal(ax.lines[0].get_ydata(), [0.1, 0.9, 0.2])
     ax = axes()
     panels.plot_xcorr_curves(ax, top, max_lag=2)  # a mismatch is a note, not a wrong plot
