@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 from mirror_sweep import errors
-from mirror_sweep.report.stats import headline_stats, report_stats
+from mirror_sweep.report.stats import headline_stats, report_contrasts, report_stats
 from mirror_sweep.sweep.aggregate import Sweep, SweepError, load_sweep, write_aggregate
+from mirror_sweep.sweep.summaries import CI_METHODS, DEFAULT_CI
 
 
 def count(low: int, what: str):
@@ -28,12 +29,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mirror-aggregate",
         description="Aggregate a mirror-sweep sweep folder into tidy CSV tables: runs, units, "
-                    "decoding, history, robustness (cross-seed mean, sd, bootstrap CI) and failed.")
+                    "decoding, history, robustness (cross-seed mean, sd, CI), contrasts (seed-paired "
+                    "differences between conditions) and failed.")
     parser.add_argument("sweep_dir", type=Path, help="a sweep folder (or a single run's folder)")
     parser.add_argument("--out", type=Path, default=None,
                         help="where to write the tables (default: SWEEP_DIR/aggregate)")
     parser.add_argument("--n-boot", type=count(1, "must be at least 1"), default=10_000,
-                        help="bootstrap resamples for the 95%% CIs (default: 10000)")
+                        help="bootstrap resamples for bca/percentile CIs (default: 10000)")
+    parser.add_argument("--ci", choices=CI_METHODS, default=DEFAULT_CI,
+                        help="CI of an across-seed mean: t (Student t), bca or percentile "
+                             f"(bootstrap) (default: {DEFAULT_CI})")
     parser.add_argument("--seed", type=count(0, "must be >= 0"), default=0,
                         help="seed of the bootstrap (default: 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on large sweeps")
@@ -49,7 +54,8 @@ def print_summary(sweep: Sweep, out_dir: Path) -> None:
     for name in ["runs", "units", "decoding", "history", "failed"]:
         table = getattr(sweep, name)
         errors.say(f"  {name + '.csv':<16} {len(table):>7} rows x {table.shape[1]} columns")
-    errors.say(f"  robustness.csv   per condition across seeds\n  files: {out_dir}")
+    errors.say(f"  robustness.csv   per condition across seeds\n"
+               f"  contrasts.csv    seed-paired differences between conditions\n  files: {out_dir}")
     if len(sweep.failed):
         errors.say(f"  see {out_dir / 'failed.csv'} for the {len(sweep.failed)} failed runs' "
                    "errors")
@@ -78,14 +84,17 @@ def _aggregate(args: argparse.Namespace) -> int:
         print(f"mirror-aggregate: {error}", file=sys.stderr)
         return errors.EXIT_BAD_INPUT
     # One bootstrap per aggregation: robustness.csv, the claims and the figures read this table.
-    stats = report_stats(sweep.runs, n_boot=args.n_boot, seed=args.seed)
+    # The same for the seed-paired contrasts: contrasts.csv and the claims' paired rules.
+    common = {"n_boot": args.n_boot, "seed": args.seed, "ci": args.ci, "units": sweep.units}
+    stats = report_stats(sweep.runs, **common)
+    paired = report_contrasts(sweep.runs, **common)
     out_dir = write_aggregate(sweep, args.out, n_boot=args.n_boot, seed=args.seed,
-                              summary=headline_stats(stats))
+                              ci=args.ci, summary=headline_stats(stats), paired=paired)
     print_summary(sweep, out_dir)
     if not sweep.runs.empty:
         from mirror_sweep.report.write import write_report  # matplotlib only when reporting
 
-        write_report(sweep, out_dir, figures=not args.no_figures, stats=stats)
+        write_report(sweep, out_dir, figures=not args.no_figures, stats=stats, paired=paired)
     if sweep.runs.empty:
         print(f"mirror-aggregate: no complete run in {sweep.path}", file=sys.stderr)
         return errors.EXIT_RUN_FAILED

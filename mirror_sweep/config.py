@@ -111,6 +111,8 @@ class AnalysisConfig:
     decoding_test_fraction: float = 0.3  # share of test sequences held out from the decoders
     decoding_null_permutations: int = 200  # label permutations across sequences (decoding null)
     ridge_alpha: float = 1.0  # L2 penalty of the ridge action decoder, on standardized states
+    # label permutations across sequences for action selectivity (p >= 1/(B+1))
+    tuning_null_permutations: int = 200
 
 
 class Resume(enum.Enum):

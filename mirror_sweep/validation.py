@@ -88,6 +88,7 @@ RULES: tuple[Rule, ...] = (
     Rule("analysis.decoding_test_fraction", _between(0, 1, True, True),
          "must lie strictly between 0 and 1"),
     Rule("analysis.decoding_null_permutations", _int_at_least(1), "must be a positive integer"),
+    Rule("analysis.tuning_null_permutations", _int_at_least(1), "must be a positive integer"),
     Rule("analysis.ridge_alpha", _positive, "must be a positive finite number"),
 )
 RULES_BY_KEY = {rule.key: rule for rule in RULES}

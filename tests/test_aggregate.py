@@ -144,7 +144,7 @@ def test_failed_killed_and_corrupted_runs_are_listed_and_the_rest_aggregated(tmp
 
 def test_robustness_ci_brackets_the_mean_and_matches_a_plain_loop(tmp_path):
     runs = load_sweep(make_sweep(tmp_path, seeds=range(5))).runs
-    table = robustness(runs, ["max_r", "frac_abs_r_gt"], n_boot=2000, seed=7)
+    table = robustness(runs, ["max_r", "frac_abs_r_gt"], n_boot=2000, seed=7, ci="percentile")
     assert list(table.columns) == ["condition", "metric", "n", "mean", "sd", "ci_low", "ci_high"]
     assert len(table) == 4 and (table.n == 5).all()
     assert (table.ci_low <= table["mean"]).all() and (table["mean"] <= table.ci_high).all()
@@ -159,7 +159,7 @@ def test_robustness_ci_brackets_the_mean_and_matches_a_plain_loop(tmp_path):
 
 def test_bootstrap_ci_agrees_with_scipy():
     x = np.random.default_rng(0).normal(1.0, 2.0, size=(40, 1))
-    low, high = summarise(x, n_boot=20_000, seed=0, level=0.95)[0, 3:]
+    low, high = summarise(x, n_boot=20_000, seed=0, level=0.95, ci="percentile")[0, 3:]
     ref = stats.bootstrap((x[:, 0],), np.mean, n_resamples=20_000, method="percentile",
                           random_state=1).confidence_interval
     assert low == pytest.approx(ref.low, abs=0.05) and high == pytest.approx(ref.high, abs=0.05)
@@ -184,8 +184,8 @@ def test_write_aggregate_twice_gives_identical_files_and_leaves_runs_untouched(t
     before = file_hashes(tmp_path)
     out = write_aggregate(load_sweep(tmp_path), n_boot=500)
     assert out == tmp_path / "aggregate"
-    names = ["decoding.csv", "failed.csv", "history.csv", "robustness.csv", "runs.csv",
-             "units.csv"]
+    names = ["contrasts.csv", "decoding.csv", "failed.csv", "history.csv", "robustness.csv",
+             "runs.csv", "units.csv"]
     assert sorted(p.name for p in out.iterdir()) == names
     first = {name: (out / name).read_bytes() for name in names}
     write_aggregate(load_sweep(tmp_path), n_boot=500)

@@ -116,7 +116,10 @@ def test_ablations_preset_with_cli_values_winning_over_its_sweep(tmp_path):
     out = write_aggregate(load_sweep(sweep_dir), n_boot=200)
     robust = pd.read_csv(out / "robustness.csv")
     assert set(robust.condition) == {"shared_bidirectional", "untrained"}
-    assert (robust.n == 2).all()
+    # every metric with a value has both seeds (a metric undefined in a tiny run, e.g. a median
+    # over no mirror unit, has none)
+    assert robust.n.isin([0, 2]).all()
+    assert (robust.loc[robust.metric.isin(["frac_abs_r_gt", "max_r"]), "n"] == 2).all()
 
 
 @pytest.mark.parametrize("launcher", ["basic", "joblib_local"])

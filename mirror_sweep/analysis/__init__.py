@@ -8,7 +8,8 @@ multiple_testing, tuning, decoding, lags.
 
 Seeds: the permutation test uses ``np.random.default_rng(seed)`` (so ``permutation_null`` with
 the same seed reproduces it); the decoding split and label permutations use the independent
-stream ``np.random.default_rng([seed, 1])``.
+stream ``np.random.default_rng([seed, 1])``; the sequence-level selectivity null of tuning the
+streams [seed, 2, 0] (perform) and [seed, 2, 1] (observe).
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ from .permutation import permutation_null, permutation_table
 from .tuning import tuning_table
 from .validation import check_actions, check_activations, check_parameters
 
-__all__ = ["AnalysisResult", "analyze_activations", "headline_metrics", "permutation_null"]
+__all__ = ["AnalysisResult", "analyze_activations", "control_metrics", "headline_metrics",
+           "permutation_null"]
 
 _DECODING_STREAM = 1
 _DEFAULT = AnalysisConfig()  # the keyword defaults below are the run config's (one source)
+_TUNING_STREAM = 2
 
 
 @dataclass
@@ -78,6 +81,24 @@ def headline_metrics(perform, observe, *, abs_threshold=_DEFAULT.abs_threshold,
                                anti_threshold=anti_threshold)
 
 
+def control_metrics(perform, observe, *, abs_threshold=_DEFAULT.abs_threshold,
+                    pos_threshold=_DEFAULT.pos_threshold, anti_threshold=_DEFAULT.anti_threshold,
+                    max_lag=_DEFAULT.max_lag) -> tuple[np.ndarray, dict]:
+    """The cheap per-run statistics of a control network (e.g. the run's initial weights).
+
+    Returns:
+        (r, summary): ``headline_metrics`` and the lag summary of ``lag_table`` over all units
+        and over the units with |r| > abs_threshold (median_abs_peak_lag[_mirror],
+        frac_peak_lag_zero[_mirror], n_lag_mirror_units), so the control is comparable with
+        the trained network's summary.
+    """
+    r, summary = headline_metrics(perform, observe, abs_threshold=abs_threshold,
+                                  pos_threshold=pos_threshold, anti_threshold=anti_threshold)
+    check_parameters(n_timesteps=np.shape(perform)[1], max_lag=max_lag)
+    _, lags = lag_table(perform, observe, max_lag=max_lag, mirror=np.abs(r) > abs_threshold)
+    return r, {**summary, **lags}
+
+
 def analyze_activations(perform, observe, perform_actions, observe_actions, *, seed: int,
                         abs_threshold=_DEFAULT.abs_threshold,
                         pos_threshold=_DEFAULT.pos_threshold,
@@ -86,7 +107,9 @@ def analyze_activations(perform, observe, perform_actions, observe_actions, *, s
                         max_lag=_DEFAULT.max_lag,
                         decoding_test_fraction=_DEFAULT.decoding_test_fraction,
                         decoding_null_permutations=_DEFAULT.decoding_null_permutations,
-                        ridge_alpha=_DEFAULT.ridge_alpha, n_threads=1) -> AnalysisResult:
+                        ridge_alpha=_DEFAULT.ridge_alpha,
+                        tuning_null_permutations=_DEFAULT.tuning_null_permutations,
+                        n_threads=1) -> AnalysisResult:
     """Run every per-run analysis on one pair of activation sets.
 
     Args:
@@ -95,7 +118,7 @@ def analyze_activations(perform, observe, perform_actions, observe_actions, *, s
         observe_actions: (N, T) int actions that generated the observed sensory sequence.
         seed: non-negative int; see the module docstring for the streams.
         The rest: thresholds on r, permutation count and level, maximum lag, decoding split,
-        null size and ridge penalty; n_threads for the permutation null (results do not
+        null size and ridge penalty, the selectivity null's size; n_threads for the permutation null (results do not
         depend on it). The number of actions K is max(action) + 1 over both
         action arrays.
 
@@ -114,7 +137,8 @@ def analyze_activations(perform, observe, perform_actions, observe_actions, *, s
     check_parameters(n_timesteps=n_t, seed=seed, n_permutations=n_permutations, alpha=alpha,
                      max_lag=max_lag, decoding_test_fraction=decoding_test_fraction,
                      decoding_null_permutations=decoding_null_permutations,
-                     ridge_alpha=ridge_alpha, anti_threshold=anti_threshold, **thresholds)
+                     ridge_alpha=ridge_alpha, anti_threshold=anti_threshold,
+                     tuning_null_permutations=tuning_null_permutations, **thresholds)
     r, summary = headline_metrics(perform, observe, anti_threshold=anti_threshold, **thresholds)
     r_tc = time_centred_r(perform, observe)
     summary.update({f"time_centred_{k}": v for k, v in headline_summary(
@@ -124,8 +148,10 @@ def analyze_activations(perform, observe, perform_actions, observe_actions, *, s
     n_actions = int(max(acts["perform_actions"].max(), acts["observe_actions"].max())) + 1
     tune_units, tune_summary = tuning_table(
         perform, observe, acts["perform_actions"], acts["observe_actions"],
-        n_actions=n_actions, alpha=alpha)
-    lag_units, lag_summary = lag_table(perform, observe, max_lag=max_lag)
+        n_actions=n_actions, alpha=alpha, n_permutations=tuning_null_permutations,
+        seed=[seed, _TUNING_STREAM], anti_threshold=anti_threshold, r=r)
+    lag_units, lag_summary = lag_table(perform, observe, max_lag=max_lag,
+                                       mirror=np.abs(r) > abs_threshold)
     decoding = decoding_table(
         {"perform": perform, "observe": observe},
         {"perform": acts["perform_actions"], "observe": acts["observe_actions"]},

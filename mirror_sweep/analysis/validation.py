@@ -75,7 +75,7 @@ def check_parameters(*, n_timesteps: int, **params) -> None:
     Args:
         n_timesteps: T of the activations, bounding ``max_lag``.
         **params: any of seed, n_permutations, alpha, max_lag, decoding_test_fraction,
-            decoding_null_permutations, ridge_alpha, abs_threshold, pos_threshold,
+            decoding_null_permutations, tuning_null_permutations, ridge_alpha, abs_threshold, pos_threshold,
             anti_threshold.
 
     Raises:

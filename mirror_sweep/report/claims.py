@@ -12,22 +12,48 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from mirror_sweep.report import rules
-from mirror_sweep.report.paper import ABS_THRESHOLD, CLAIM_RANGES, MAX_R, MIN_R, POS_THRESHOLD
+from mirror_sweep.report.paper import (
+    ABS_THRESHOLD,
+    CLAIM_RANGES,
+    CONTROLS,
+    HIDDEN_SIZE,
+    MAX_R,
+    MIN_R,
+    NEAR_MAX_R,
+    POS_THRESHOLD,
+    REAPPEARS_ABS_R,
+    RELIABLE_SHARE,
+    SEPARATE_CORES,
+    SEVERAL,
+    STRONG_ABS_R,
+    UNTRAINED,
+    WEAK_R,
+)
 from mirror_sweep.report.rules import ALPHA, SIGNIFICANT, Rule
 
 # Per-run metrics computed with the paper's |r| / r thresholds: their claims are not measured
 # when a sweep's thresholds differ.
 THRESHOLD_METRICS = {"frac_abs_r_gt", "frac_r_gt", "excess_frac_abs_r_gt",
-                     "time_centred_frac_abs_r_gt", "frac_abs_r_gt_over_untrained"}
+                     "time_centred_frac_abs_r_gt", "frac_abs_r_gt_over_untrained",
+                     "median_abs_peak_lag_mirror"}
 MIN_P_METRIC = "decode_min_p"  # 1 / (B + 1) of a run's decoding null
 
 
 @dataclass(frozen=True)
 class Claim:
-    """One claim: `condition` "main" is the paper's condition, `reference` a comparison one."""
+    """One claim: `condition` "main" is the paper's condition, `reference` a comparison one.
+
+    controls: conditions ("main" allowed) on which the same rule is also evaluated; a claim that
+    holds as well for a control is "trivial: also holds for <control>", not "holds", and the
+    report shows the seed-paired effect of the condition against each control.
+    trivial: why the claim is true by construction (its verdict is then "trivial: <why>" when
+    the rule holds). needs: what must land before the claim can be measured (its metric is
+    absent until then).
+    """
 
     claim_id: str
     claim: str
@@ -36,6 +62,9 @@ class Claim:
     metric: str
     rule: Rule
     reference: str | None = None
+    controls: tuple[str, ...] = ()
+    trivial: str | None = None
+    needs: str | None = None
 
     @property
     def significance_metric(self) -> str | None:
@@ -53,32 +82,39 @@ METRIC_WORDS = {"frac_abs_r_gt": f"|r| > {ABS_THRESHOLD:g} fraction",
                 "frac_r_gt": f"r > {POS_THRESHOLD:g} fraction"}
 
 
-def _versus_main(cid, condition, what, paper, metric="frac_abs_r_gt", rule=rules.removes):
+def _versus_main(cid, condition, what, paper, metric="frac_abs_r_gt", rule=rules.removes,
+                 trivial=None):
     return Claim(cid, f"{what} the effect ({METRIC_WORDS[metric]}) vs main", paper,
-                 condition, metric, rule(), reference="main")
+                 condition, metric, rule(), reference="main", trivial=trivial)
 
 
 def _range(metric: str) -> Rule:
     return rules.overlaps(*CLAIM_RANGES[metric])
 
 
+CAUSAL = "the causal ablation of mirror units (issue 13)"
+
 CLAIMS = [
     Claim("C1", f"~35-40% of units have |r| > {ABS_THRESHOLD:g} (main run)", "0.35-0.40",
-          "main", "frac_abs_r_gt", _range("frac_abs_r_gt")),
+          "main", "frac_abs_r_gt", _range("frac_abs_r_gt"), controls=CONTROLS),
     Claim("C2", f"~25-30% of units have r > {POS_THRESHOLD:g} (main run)", "0.25-0.30",
-          "main", "frac_r_gt", _range("frac_r_gt")),
-    Claim("C3", f"units reach r ≈ 0.9 (max r = {MAX_R:g})", f"{MAX_R:g}", "main", "max_r",
-          _range("max_r")),
+          "main", "frac_r_gt", _range("frac_r_gt"), controls=CONTROLS),
+    Claim("C3a", f"a single run reaches r ≈ 0.9 (share of seeds with max r >= {NEAR_MAX_R:g})",
+          f"max r = {MAX_R:g}", "main", "reaches_max_r", rules.some_seed(), controls=CONTROLS),
+    Claim("C3b", f"several units reach r ≈ 0.9 (units per run with r >= {NEAR_MAX_R:g})",
+          "several", "main", "n_units_near_max_r", rules.overlaps(SEVERAL, HIDDEN_SIZE),
+          controls=CONTROLS),
     Claim("C4", "an anti-mirror unit with r ≈ -0.79 exists (min r)", f"{MIN_R:g}", "main",
-          "min_r", _range("min_r")),
+          "min_r", _range("min_r"), controls=CONTROLS),
     Claim("C5a", "cross-decoding perform -> observe above chance", "above chance", "main",
-          "decode_perform_to_observe_above_chance", rules.decodes()),
+          "decode_perform_to_observe_above_chance", rules.decodes(), controls=CONTROLS),
     Claim("C5b", "cross-decoding observe -> perform above chance", "above chance", "main",
-          "decode_observe_to_perform_above_chance", rules.decodes()),
+          "decode_observe_to_perform_above_chance", rules.decodes(), controls=CONTROLS),
     _versus_main("C6a", "separate_cores", "separate cores remove", "near zero"),
     _versus_main("C6b", "separate_cores", "separate cores remove", "near zero", "frac_r_gt"),
     Claim("C6c", "separate cores: cross-decoding perform -> observe fails", "failed",
-          "separate_cores", "decode_perform_to_observe_above_chance", rules.fails_to_decode()),
+          "separate_cores", "decode_perform_to_observe_above_chance", rules.fails_to_decode(),
+          controls=("main",)),
     _versus_main("C6d", "forward_only", "forward-only reduces", "significantly reduced",
                  rule=rules.reduces),
     _versus_main("C6e", "forward_only", "forward-only reduces", "significantly reduced",
@@ -86,32 +122,63 @@ CLAIMS = [
     _versus_main("C6f", "shuffled_observe", "shuffled observe removes", "eliminated"),
     _versus_main("C6g", "shuffled_observe", "shuffled observe removes", "eliminated",
                  "frac_r_gt"),
-    _versus_main("C7a", "independent_pairing", "pairing error destroys", "destroyed"),
+    _versus_main("C7a", "independent_pairing", "pairing error destroys", "destroyed",
+                 trivial="the test set pairs each perform sequence with an observe sequence of "
+                         "other actions, so no unit can follow the same action in both modes"),
     _versus_main("C7b", "independent_train_pairing", "pairing error (train only) destroys",
                  "destroyed"),
     _versus_main("C8", "randomized_dynamics", "random dynamics weaken", "weaker",
-                 rule=rules.reduces),
+                 rule=rules.reduces,
+                 trivial="randomized dynamics make the sensory input uninformative about the "
+                         "action, so observe mode cannot recover it"),
     Claim("C9", f"|r| > {ABS_THRESHOLD:g} fraction exceeds the same run at initial weights",
-          "implicit", "main", "frac_abs_r_gt_over_untrained", rules.above_zero()),
+          "implicit", "main", "frac_abs_r_gt_over_untrained", rules.above_zero(),
+          controls=(SEPARATE_CORES,)),
     Claim("C10", f"time-centred |r| > {ABS_THRESHOLD:g} fraction exceeds the untrained "
           "condition's", "implicit", "main", "time_centred_frac_abs_r_gt", rules.exceeds(),
-          reference="untrained"),
+          reference=UNTRAINED, controls=(SEPARATE_CORES,)),
     Claim("C11", f"|r| > {ABS_THRESHOLD:g} fraction exceeds its permutation-null mean",
-          "implicit", "main", "excess_frac_abs_r_gt", rules.above_zero()),
+          "implicit", "main", "excess_frac_abs_r_gt", rules.above_zero(), controls=CONTROLS),
     Claim("C12", "congruent action tuning above chance (fraction minus chance)", "implicit",
-          "main", "frac_congruent_over_chance", rules.above_zero()),
-    Claim("C13", "time courses aligned at zero or small lag (median |peak lag|)",
-          "zero or small lag", "main", "median_abs_peak_lag", rules.at_most(1.0)),
+          "main", "frac_congruent_over_chance", rules.above_zero(), controls=CONTROLS),
+    Claim("C13", f"mirror units (|r| > {ABS_THRESHOLD:g}) aligned at zero or small lag "
+          "(median |peak lag|)", "zero or small lag", "main", "median_abs_peak_lag_mirror",
+          rules.at_most(1.0), controls=CONTROLS),
+    Claim("C14", "mirror units emerge causally / are causally necessary (ablating them "
+          "impairs both modes)", "causally necessary", "main", "causal_mirror_ablation_effect",
+          rules.above_zero(), controls=CONTROLS, needs=CAUSAL),
+    Claim("C15", "mirror units help decode action in either mode (ablating them impairs "
+          "cross-decoding)", "help decode", "main", "causal_mirror_decoding_drop",
+          rules.above_zero(), controls=CONTROLS, needs=CAUSAL),
+    Claim("C16a", f"weak/moderate mirror candidates (r > {WEAK_R:g}) exist (fraction)",
+          "r > 0.2-0.3", "main", "frac_r_gt_weak",
+          rules.above_zero(), controls=CONTROLS),
+    Claim("C16b", f"strong mirror candidates (|r| > {STRONG_ABS_R:g}) exist (fraction)",
+          "|r| > 0.4-0.5", "main", "frac_abs_r_gt_strong", rules.above_zero(),
+          controls=CONTROLS),
+    Claim("C17", "mirror units survive FDR correction (BH-significant mirror units per run)",
+          "FDR counts", "main", "n_sig_mirror_bh", rules.above_zero(), controls=CONTROLS),
+    Claim("C18", f"|r| ≈ 0.75-0.92 reliably reappears (share of seeds with max |r| >= "
+          f"{REAPPEARS_ABS_R:g})", "reliably", "main", "reaches_abs_r", rules.at_least_share(
+              RELIABLE_SHARE), controls=CONTROLS),
+    Claim("C19", "anti-mirror units activate for self-execution but are suppressed for "
+          "observation, or vice versa (share of anti-mirror units with |mode index| >= 0.5)",
+          "functional complements", "main", "frac_anti_mode_selective", rules.above(0.5),
+          controls=CONTROLS),
 ]
 
 
-def derive_metrics(runs: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
+def derive_metrics(runs: pd.DataFrame, alpha: float = ALPHA,
+                   units: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per-run metrics the claims need beyond summary.json (differences, significance flags).
 
     Returns a copy of `runs` with, where the inputs exist: decode_{a}_to_{b}_above_chance
     (accuracy - chance), decode_{a}_to_{b}_significant (1.0 if p < alpha), decode_min_p
-    (1 / (B + 1) of the decoding null), frac_abs_r_gt_over_untrained and
-    frac_congruent_over_chance.
+    (1 / (B + 1) of the decoding null), frac_abs_r_gt_over_untrained,
+    frac_congruent_over_chance, reaches_max_r (1.0 if max r >= NEAR_MAX_R), reaches_abs_r
+    (1.0 if max |r| >= REAPPEARS_ABS_R); and from `units` (the aggregated units table, with
+    run_id and r): n_units_near_max_r (units with r >= NEAR_MAX_R), frac_abs_r_gt_strong
+    (|r| > STRONG_ABS_R) and frac_r_gt_weak (r > WEAK_R).
     """
     out = runs.copy()
     for a, b in [("perform", "observe"), ("observe", "perform")]:
@@ -129,7 +196,29 @@ def derive_metrics(runs: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
     for name, (a, b) in pairs.items():
         if {a, b} <= set(out):
             out[name] = out[a] - out[b]
+    if "max_r" in out:
+        out["reaches_max_r"] = (out["max_r"] >= NEAR_MAX_R).astype(float).where(
+            out["max_r"].notna())
+    if {"max_r", "min_r"} <= set(out):
+        max_abs = np.fmax(out["max_r"].astype(float), -out["min_r"].astype(float))
+        out["reaches_abs_r"] = (max_abs >= REAPPEARS_ABS_R).astype(float).where(
+            max_abs.notna())
+    if units is not None and {"run_id", "r"} <= set(units) and "run_id" in out and len(units):
+        out = out.merge(unit_metrics(units), on="run_id", how="left")
     return out
+
+
+def unit_metrics(units: pd.DataFrame) -> pd.DataFrame:
+    """Per-run counts from the units table: run_id, n_units_near_max_r, frac_abs_r_gt_strong,
+    frac_r_gt_weak (see ``derive_metrics``)."""
+    r = units["r"].astype(float)
+    frame = pd.DataFrame({"run_id": units["run_id"],
+                          "n_units_near_max_r": (r >= NEAR_MAX_R).astype(float),
+                          "frac_abs_r_gt_strong": (r.abs() > STRONG_ABS_R).astype(float),
+                          "frac_r_gt_weak": (r > WEAK_R).astype(float)})
+    agg = {c: "mean" for c in frame.columns if c != "run_id"}
+    agg["n_units_near_max_r"] = "sum"
+    return frame.groupby("run_id", sort=False).agg(agg).reset_index()
 
 
 def needed_metrics(claims: list[Claim]) -> list[str]:

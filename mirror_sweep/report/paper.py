@@ -42,6 +42,18 @@ TOLERANCE = 0.05  # "r ≈ x" in the paper read as x ± TOLERANCE
 MAX_R, MIN_R = 0.912, -0.791  # its best mirror unit and its anti-mirror unit 74
 CLAIM_RANGES = {"frac_abs_r_gt": (0.35, 0.40), "frac_r_gt": (0.25, 0.30),
                 "max_r": (MAX_R - TOLERANCE, 1.0), "min_r": (-1.0, MIN_R + TOLERANCE)}
+NEAR_MAX_R = MAX_R - TOLERANCE  # "units reach r ≈ 0.9": r >= 0.862
+SEVERAL = 2  # "several units reach r ≈ 0.9": at least this many per run
+# Methods: "Units with |r| > 0.4-0.5 are strong candidates; r > 0.2-0.3 indicates weak/moderate
+# mirroring" (the stricter end of each range).
+STRONG_ABS_R, WEAK_R = 0.5, 0.3
+# Discussion: "the strong mirror-neuron effect (|r| ≈ 0.75-0.92) reliably reappears".
+REAPPEARS_ABS_R = 0.75
+RELIABLE_SHARE = 0.8  # "reliably": in at least this share of seeds
+# The controls every "exists / exceeds / aligned" claim is also judged on (paired by seed): a
+# claim that holds as well for the untrained network or the separate cores is not specific.
+UNTRAINED, SEPARATE_CORES = "untrained", "separate_cores"
+CONTROLS = (UNTRAINED, SEPARATE_CORES)
 
 
 def paper_thresholds_used(abs_threshold: float, pos_threshold: float) -> bool:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import pandas as pd
 
 from mirror_sweep.report.claims import CLAIMS, derive_metrics, needed_metrics
-from mirror_sweep.sweep.summaries import HEADLINE_METRICS, ROBUSTNESS_STATS, robustness
+from mirror_sweep.sweep.contrasts import CONTRAST_COLUMNS, contrasts
+from mirror_sweep.sweep.summaries import DEFAULT_CI, HEADLINE_METRICS, ROBUSTNESS_STATS, robustness
 
 # The per-run metrics Figures 2-3 summarise across seeds.
 FIGURE_METRICS = [f"{p}{m}" for m in ("frac_abs_r_gt", "frac_r_gt")
@@ -21,12 +22,32 @@ FIGURE_METRICS = [f"{p}{m}" for m in ("frac_abs_r_gt", "frac_r_gt")
 REPORT_METRICS = list(dict.fromkeys(HEADLINE_METRICS + needed_metrics(CLAIMS) + FIGURE_METRICS))
 
 
-def report_stats(runs: pd.DataFrame, n_boot: int = 10_000, seed: int = 0) -> pd.DataFrame:
-    """summaries.robustness of REPORT_METRICS over the runs with the claims' derived metrics.
+def report_stats(runs: pd.DataFrame, n_boot: int = 10_000, seed: int = 0,
+                 ci: str = DEFAULT_CI, units: pd.DataFrame | None = None) -> pd.DataFrame:
+    """summaries.robustness of REPORT_METRICS over the runs with the claims' derived metrics
+    (CI method `ci`, summaries.CI_METHODS; `units`: the aggregated units table, for the
+    metrics counted over units).
 
     Columns: condition, [hidden_size when it varies], metric, n, mean, sd, ci_low, ci_high.
     """
-    return robustness(derive_metrics(runs), metrics=REPORT_METRICS, n_boot=n_boot, seed=seed)
+    return robustness(derive_metrics(runs, units=units), metrics=REPORT_METRICS, n_boot=n_boot,
+                      seed=seed, ci=ci)
+
+
+def report_contrasts(runs: pd.DataFrame, n_boot: int = 10_000, seed: int = 0,
+                     ci: str = DEFAULT_CI, units: pd.DataFrame | None = None) -> pd.DataFrame:
+    """sweep.contrasts of REPORT_METRICS (with the derived metrics): every ordered pair of
+    conditions sharing seeds and every condition against its runs' untrained network; the
+    table aggregation writes as contrasts.csv and the claims' paired rules read."""
+    return contrasts(derive_metrics(runs, units=units), metrics=REPORT_METRICS, n_boot=n_boot,
+                     seed=seed, ci=ci)
+
+
+def contrasts_of(paired: pd.DataFrame | None, runs: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `paired` for the hidden size of `runs`, without the hidden_size column."""
+    if paired is None:
+        return pd.DataFrame(columns=CONTRAST_COLUMNS)
+    return stats_of(paired, runs)
 
 
 def headline_stats(stats: pd.DataFrame) -> pd.DataFrame:

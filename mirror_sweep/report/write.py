@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from mirror_sweep.report.claims_report import compact_table, write_claims
-from mirror_sweep.report.stats import report_stats
+from mirror_sweep.report.stats import report_contrasts, report_stats
 from mirror_sweep.sweep.aggregate import Sweep
 
 FIGURES_DIR = "figures"
@@ -20,21 +20,25 @@ FIGURES_DIR = "figures"
 
 def write_report(sweep: Sweep, out_dir: Path | str, figures: bool = True, n_boot: int = 10_000,
                  seed: int = 0, example_run: str | None = None,
-                 stats: pd.DataFrame | None = None) -> list[Path]:
+                 stats: pd.DataFrame | None = None, paired: pd.DataFrame | None = None
+                 ) -> list[Path]:
     """Write the claims report and (unless figures=False) the figures; print a summary.
 
-    stats: report_stats(sweep.runs) when the caller already has it (else computed here with
-    n_boot and seed).
+    stats, paired: report_stats / report_contrasts of the sweep when the caller already has
+    them (else computed here with n_boot and seed).
 
     Returns:
         The files written: claims.csv, claims.md, then the figures' PNG and PDF files.
     """
     out = Path(out_dir)
     if stats is None:
-        stats = report_stats(sweep.runs, n_boot=n_boot, seed=seed)
-    table = write_claims(sweep, out, stats)
+        stats = report_stats(sweep.runs, n_boot=n_boot, seed=seed, units=sweep.units)
+    if paired is None:
+        paired = report_contrasts(sweep.runs, n_boot=n_boot, seed=seed, units=sweep.units)
+    table = write_claims(sweep, out, stats, paired=paired)
     paths = [out / "claims.csv", out / "claims.md"]
-    print("claims (measured mean [95% CI over seeds], n seeds, verdict):")
+    print("claims (measured mean [95% CI over seeds], n seeds, verdict, paired effect vs "
+          "controls in claims.md):")
     print(compact_table(table))
     print(f"  rules and details: {out / 'claims.md'}")
     if figures:

@@ -117,7 +117,7 @@ def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
     stage("analysis")
     import pandas as pd
 
-    from mirror_sweep.analysis import analyze_activations, headline_metrics
+    from mirror_sweep.analysis import analyze_activations, control_metrics
 
     start = time.perf_counter()
     if threads is not None:
@@ -125,9 +125,10 @@ def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
     result = analyze_activations(perform, observe, test_set.perform_actions,
                                  test_set.observe_actions, seed=seeds.analysis,
                                  n_threads=torch.get_num_threads(), **asdict(cfg.analysis))
-    untrained_r, untrained_summary = headline_metrics(
+    untrained_r, untrained_summary = control_metrics(
         untrained_perform, untrained_observe, abs_threshold=cfg.analysis.abs_threshold,
-        pos_threshold=cfg.analysis.pos_threshold, anti_threshold=cfg.analysis.anti_threshold)
+        pos_threshold=cfg.analysis.pos_threshold, anti_threshold=cfg.analysis.anti_threshold,
+        max_lag=cfg.analysis.max_lag)
     seconds["analysis"] = time.perf_counter() - start
 
     units = result.units.copy()
@@ -151,14 +152,19 @@ def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
 
 
 def top_unit_null(r: np.ndarray, null: np.ndarray) -> pd.DataFrame:
-    """The permutation null of the unit with the largest r, for the figures (which never
+    """The permutation null of the unit with the largest r and the max-statistic null (per
+    permutation, the max over units of the studentised |z|), for the figures (which never
     recompute an analysis). r: (H,); null: (B, H). Empty when every unit is constant."""
     import pandas as pd  # loaded by the analysis stage already
 
+    from mirror_sweep.analysis.permutation import maxstat_threshold
+
     if np.isnan(r).all():
-        return pd.DataFrame({"unit": pd.Series(dtype=int), "null_r": pd.Series(dtype=float)})
+        return pd.DataFrame({"unit": pd.Series(dtype=int), "null_r": pd.Series(dtype=float),
+                             "max_abs_z": pd.Series(dtype=float)})
     unit = int(np.nanargmax(r))
-    return pd.DataFrame({"unit": unit, "null_r": null[:, unit]})
+    _, max_abs_z = maxstat_threshold(null, 0.05)  # the max itself does not depend on alpha
+    return pd.DataFrame({"unit": unit, "null_r": null[:, unit], "max_abs_z": max_abs_z})
 
 
 def training_scalars(history: list[dict[str, float]], final_test: dict[str, float],

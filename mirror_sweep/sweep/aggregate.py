@@ -19,7 +19,8 @@ import pandas as pd
 import yaml
 
 from mirror_sweep.sweep import results
-from mirror_sweep.sweep.summaries import robustness
+from mirror_sweep.sweep.contrasts import contrasts
+from mirror_sweep.sweep.summaries import DEFAULT_CI, robustness
 
 HYDRA_DIR = ".hydra"
 GROUP_CHOICES = ["env", "model", "objective", "data_pairing"]
@@ -244,19 +245,24 @@ def aggregate_dir(sweep: Sweep) -> Path:
 
 
 def write_aggregate(sweep: Sweep, out_dir: Path | str | None = None, n_boot: int = 10_000,
-                    seed: int = 0, summary: pd.DataFrame | None = None) -> Path:
-    """Write runs, units, decoding, history, robustness and failed .csv into `out_dir`.
+                    seed: int = 0, ci: str = DEFAULT_CI, summary: pd.DataFrame | None = None,
+                    paired: pd.DataFrame | None = None) -> Path:
+    """Write runs, units, decoding, history, robustness, contrasts and failed .csv into `out_dir`.
 
-    out_dir: default SWEEP_DIR/aggregate. summary: the robustness table when the caller has
-    already computed it (robustness(sweep.runs, n_boot=n_boot, seed=seed) otherwise). Each file
-    is written atomically; the same sweep gives byte-identical files. Returns the folder.
+    out_dir: default SWEEP_DIR/aggregate. ci: the CI method of robustness and contrasts
+    (summaries.CI_METHODS). summary / paired: the robustness / contrasts tables when the caller
+    has already computed them (robustness(...) / contrasts(...) of sweep.runs with n_boot, seed
+    and ci otherwise). Each file is written atomically; the same sweep gives byte-identical
+    files. Returns the folder.
     """
     out = Path(out_dir) if out_dir is not None else aggregate_dir(sweep)
     out.mkdir(parents=True, exist_ok=True)
     tables = {"runs": sweep.runs, "units": sweep.units, "decoding": sweep.decoding,
               "history": sweep.history, "failed": sweep.failed,
-              "robustness": robustness(sweep.runs, n_boot=n_boot, seed=seed)
-              if summary is None else summary}
+              "robustness": robustness(sweep.runs, n_boot=n_boot, seed=seed, ci=ci)
+              if summary is None else summary,
+              "contrasts": contrasts(sweep.runs, n_boot=n_boot, seed=seed, ci=ci)
+              if paired is None else paired}
     for name, table in tables.items():
         results.write_table(out / f"{name}.csv", table)
     return out
