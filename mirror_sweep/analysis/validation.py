@@ -73,7 +73,8 @@ def check_parameters(*, n_timesteps: int, **params) -> None:
         n_timesteps: T of the activations, bounding ``max_lag``.
         **params: any of seed, n_permutations, alpha, max_lag, decoding_test_fraction,
             decoding_null_permutations, ridge_alpha, abs_threshold, pos_threshold,
-            anti_threshold.
+            anti_threshold, geometry_components, geometry_null_permutations,
+            subset_decoding_random_draws, unit_fractions, unit_fraction_summary.
     """
     rules = {
         "seed": lambda v: _is_int(v) and v >= 0,
@@ -86,6 +87,11 @@ def check_parameters(*, n_timesteps: int, **params) -> None:
         "abs_threshold": np.isfinite,
         "pos_threshold": np.isfinite,
         "anti_threshold": np.isfinite,
+        "geometry_components": lambda v: _is_int(v) and v >= 1,
+        "geometry_null_permutations": lambda v: _is_int(v) and v >= 0,
+        "subset_decoding_random_draws": lambda v: _is_int(v) and v >= 2,
+        "unit_fractions": lambda v: len(v) >= 1 and all(0.0 < f <= 1.0 for f in v),
+        "unit_fraction_summary": lambda v: 0.0 < v <= 1.0,
     }
     for name, value in params.items():
         try:
