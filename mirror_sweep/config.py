@@ -109,6 +109,21 @@ class AnalysisConfig:
     decoding_test_fraction: float = 0.3  # share of test sequences held out from the decoders
     decoding_null_permutations: int = 200  # label permutations across sequences (decoding null)
     ridge_alpha: float = 1.0  # L2 penalty of the ridge action decoder, on standardized states
+    geometry_components: int = 10  # d of the principal subspaces compared across modes
+    geometry_null_permutations: int = 50  # re-pairings (CKA, best-matched), label perms (RSA)
+    # k of the top-k mirror / anti / random unit sets (subset decoding, ablation), fractions of H
+    unit_fractions: list[float] = field(default_factory=lambda: [0.05, 0.1, 0.25])
+    unit_fraction_summary: float = 0.1  # the k whose subset decoding / ablation enter summary
+    subset_decoding_random_draws: int = 100  # random k-unit decoders per k (the null)
+
+
+@dataclass
+class AblationConfig:
+    """The causal ablation (run/ablation.py); k comes from analysis.unit_fractions."""
+
+    enabled: bool = True  # silence units of the trained core, measure the losses (ablation.csv)
+    sequences: int = 100  # first test sequences it runs on: its cost is linear in them
+    random_draws: int = 20  # random k-unit sets silenced per k (the null of mirror / anti)
 
 
 class Resume(enum.Enum):
@@ -135,6 +150,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    ablation: AblationConfig = field(default_factory=AblationConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
 
@@ -148,10 +164,12 @@ def register_configs() -> None:
 _POSITIVE_INTS = [
     "env.n_actions", "env.sensory_dim", "env.seq_len", "model.hidden_size",
     "data.n_train", "data.n_test", "train.batch_size", "analysis.n_permutations",
+    "analysis.geometry_components", "ablation.sequences",
 ]
 _NON_NEGATIVE = [
     "env.effect_scale", "env.noise_std", "objective.forward_weight", "objective.inverse_weight",
     "train.epochs", "analysis.max_lag", "analysis.decoding_null_permutations",
+    "analysis.geometry_null_permutations",
 ]
 _POSITIVE_FLOATS = ["train.lr", "analysis.ridge_alpha"]
 _FRACTIONS = ["analysis.abs_threshold", "analysis.pos_threshold", "analysis.alpha",
@@ -185,6 +203,14 @@ def validate(cfg: RunConfig) -> None:
         fail("analysis.anti_threshold", "must lie in [-1, 0]")
     if not 0.0 <= cfg.env.decay < 1.0:
         fail("env.decay", "must lie in [0, 1) so the dynamics are stable")
+    if not cfg.analysis.unit_fractions or not all(
+            0.0 < f <= 1.0 for f in cfg.analysis.unit_fractions):
+        fail("analysis.unit_fractions", "must be a non-empty list of fractions in (0, 1]")
+    if cfg.analysis.unit_fraction_summary not in cfg.analysis.unit_fractions:
+        fail("analysis.unit_fraction_summary", "must be one of analysis.unit_fractions")
+    for key in ("analysis.subset_decoding_random_draws", "ablation.random_draws"):
+        if get(key) < 2:
+            fail(key, "must be at least 2 (the random-units null needs a spread)")
     if cfg.train.torch_threads is not None and cfg.train.torch_threads <= 0:
         fail("train.torch_threads", "must be a positive integer or null (auto)")
     if cfg.env.n_actions < 2:

@@ -96,9 +96,12 @@ def analyze_activations(perform, observe, perform_actions, observe_actions, *, s
                         max_lag=_DEFAULT.max_lag,
                         decoding_test_fraction=_DEFAULT.decoding_test_fraction,
                         decoding_null_permutations=_DEFAULT.decoding_null_permutations,
-                        ridge_alpha=_DEFAULT.ridge_alpha, geometry_components=10,
-                        geometry_null_permutations=50, unit_fractions=(0.05, 0.1, 0.25),
-                        unit_fraction_summary=0.1, subset_decoding_random_draws=100,
+                        ridge_alpha=_DEFAULT.ridge_alpha,
+                        geometry_components=_DEFAULT.geometry_components,
+                        geometry_null_permutations=_DEFAULT.geometry_null_permutations,
+                        unit_fractions=tuple(_DEFAULT.unit_fractions),
+                        unit_fraction_summary=_DEFAULT.unit_fraction_summary,
+                        subset_decoding_random_draws=_DEFAULT.subset_decoding_random_draws,
                         n_threads=1) -> AnalysisResult:
     """Run every per-run analysis on one pair of activation sets.
 
