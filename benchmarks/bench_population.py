@@ -88,8 +88,8 @@ def main() -> None:
     with threadpool_limits(limits=args.threads):
         times = measure(args.overrides)
     training = times["training"]
-    added = sum(v for k, v in times.items() if k not in ("training", "decoding table "
-                                                         "(incl. relabelling)"))
+    not_added = ("training", "decoding table (incl. relabelling)")
+    added = sum(v for k, v in times.items() if k not in not_added)
     print(f"{'stage':<40}{'seconds':>10}{'/ training':>12}")
     for name, seconds in times.items():
         print(f"{name:<40}{seconds:>10.3f}{seconds / training:>12.1%}")

@@ -106,7 +106,8 @@ def test_population_and_causal_tables_are_concatenated_and_older_runs_read_empty
         tables = {results.UNITS_FILE: record.units, results.DECODING_FILE: record.decoding,
                   results.HISTORY_FILE: record.history, results.ABLATION_FILE: ablation,
                   results.SUBSET_DECODING_FILE: subsets}
-        results.write_run(tmp_path / run_id, record.summary, tables, None, "abc")
+        results.write_run(tmp_path / run_id, record.summary, tables, None,
+                          results.folder_config_hash(tmp_path / run_id))
     make_job(tmp_path, "2", seed=2)  # an older run: no ablation.csv, no subset_decoding.csv
     sweep = load_sweep(tmp_path)
     assert len(sweep.runs) == 3 and sweep.failed.empty

@@ -139,3 +139,39 @@ def test_mirror_aggregate_prints_the_claims_and_skips_figures_on_request(tiny_sw
     printed = capsys.readouterr().out
     assert "C1" in printed and "n=2" in printed and "claims.md" in printed
     assert (out / "claims.csv").exists() and not (out / "figures").exists()
+
+
+def test_paired_minus_uses_the_runs_own_untrained_twin_else_the_same_seeds_control():
+    runs = pd.DataFrame({
+        "condition": [MAIN, MAIN, "separate_cores", "separate_cores", "untrained"],
+        "seed": [0, 1, 0, 2, 0],
+        "cka": [0.7, 0.8, 0.5, 0.4, 0.3], "untrained_cka": [0.3, 0.35, 0.3, 0.2, 0.3],
+        "z": [2.0, 3.0, 1.0, 0.0, 0.5]})
+    np.testing.assert_allclose(claims.paired_minus(runs, "cka", "untrained"),
+                               [0.4, 0.45, 0.2, 0.2, 0.0])
+    np.testing.assert_allclose(claims.paired_minus(runs, "cka", "separate_cores"),
+                               [0.2, np.nan, 0.0, 0.0, -0.2])  # seed 1 has no separate run
+    np.testing.assert_allclose(claims.paired_minus(runs, "z", "untrained"),
+                               [1.5, np.nan, 0.5, np.nan, 0.0])
+
+
+def test_population_claims_are_judged_on_their_own_and_against_both_controls():
+    ids = [c.claim_id for c in claims.population_claims()]
+    assert ids[:3] == ["P1", "P1u", "P1s"] and len(ids) == 3 * len(claims.POPULATION_CLAIMS)
+    table = stats((MAIN, "cka_over_null", 10, 0.6, 0.55, 0.65),
+                  (MAIN, "cka_minus_untrained", 10, 0.3, 0.25, 0.35),
+                  (MAIN, "cka_minus_separate_cores", 10, 0.02, -0.01, 0.05))
+    assert verdicts(table, ["P1", "P1u", "P1s", "N1"]) == {
+        "P1": HOLDS, "P1u": HOLDS, "P1s": FAILS, "N1": NOT_MEASURED}
+
+
+def test_derived_population_metrics():
+    runs = pd.DataFrame({"condition": [MAIN, "separate_cores"], "seed": [0, 0],
+                         "cka": [0.7, 0.5], "cka_null_mean": [0.05, 0.02],
+                         "ablation_mirror_mean_observe_accuracy_z": [-2.0, 0.5]})
+    out = claims.derive_metrics(runs)
+    np.testing.assert_allclose(out["cka_over_null"], [0.65, 0.48])
+    np.testing.assert_allclose(out["ablation_mirror_mean_observe_accuracy_harm_z"], [2.0, -0.5])
+    np.testing.assert_allclose(out["cka_minus_separate_cores"], [0.2, 0.0])
+    assert "cka_minus_untrained" in out  # nan: neither a twin nor an untrained run
+    assert out["cka_minus_untrained"].isna().all()

@@ -125,7 +125,7 @@ def condition_centroids(x: np.ndarray, actions: np.ndarray, n_actions: int, by_t
     Conditions without a sample are nan. Rows of the action x timestep set are ordered t-major
     (row t*K + k).
     """
-    n, t, h = x.shape
+    _, t, h = x.shape
     cond = actions if not by_time else np.arange(t)[None, :] * n_actions + actions
     n_cond = n_actions * (t if by_time else 1)
     flat = cond.ravel()

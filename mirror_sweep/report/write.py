@@ -41,5 +41,5 @@ def write_report(sweep: Sweep, out_dir: Path | str, figures: bool = True, n_boot
         from mirror_sweep.report.figures import draw_figures  # matplotlib only when drawing
 
         paths += draw_figures(sweep, out / FIGURES_DIR, example_run=example_run, stats=stats)
-        print(f"  figures 1-4 (png, pdf): {out / FIGURES_DIR}")
+        print(f"  figures 1-6 (png, pdf): {out / FIGURES_DIR}")
     return paths

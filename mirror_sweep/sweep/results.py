@@ -404,6 +404,8 @@ def read_run(folder: Path) -> RunRecord:
         raise RunFileError(f"{folder / UNITS_FILE}: {len(units)} rows, expected {n_units} units")
     decoding = read_table(folder / DECODING_FILE, ("train_mode", "test_mode", "accuracy"))
     history = read_table(folder / HISTORY_FILE)
+    import pandas as pd
+
     extra = [read_table(folder / name) if name in status.get("files", {}) else pd.DataFrame()
              for name in EXTRA_TABLE_FILES]
     return RunRecord(folder, summary, units, decoding, history, *extra)
