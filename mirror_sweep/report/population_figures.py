@@ -114,17 +114,20 @@ def figure6(ablation: pd.DataFrame, conditions: list[str], stats: pd.DataFrame) 
     """Causal ablation: Δ metric against k for mirror, anti-mirror and random units, one column
     per condition, rows forward loss / observe accuracy under the mean and the zero clamp."""
     present = [c for c in conditions if not ablation.empty and c in set(ablation["condition"])]
-    columns = present or ["-"]
-    fig = Figure(figsize=(max(11.0, 3.0 * len(columns)), 12), layout="constrained")
-    axes = np.asarray(fig.subplots(len(ABLATION_ROWS), len(columns), squeeze=False,
+    fig = Figure(figsize=(max(11.0, 3.0 * len(present)), 12), layout="constrained")
+    if not present:
+        note(fig.subplots(), "no ablation results in this sweep (analysis.ablation=false, or "
+             "runs from before the ablation existed)")
+        return fig
+    axes = np.asarray(fig.subplots(len(ABLATION_ROWS), len(present), squeeze=False,
                                    sharex=True))
     for i, (metric, clamp) in enumerate(ABLATION_ROWS):
-        for j, condition in enumerate(columns):
+        for j, condition in enumerate(present):
             ax = axes[i, j]
             part = ablation[(ablation["condition"] == condition) & (ablation["metric"] == metric)
-                            & (ablation["clamp"] == clamp)] if present else ablation.iloc[0:0]
+                            & (ablation["clamp"] == clamp)]
             rows = stats[(stats["condition"] == condition) & (stats["metric"] == metric)
-                         & (stats["clamp"] == clamp)] if present else stats.iloc[0:0]
+                         & (stats["clamp"] == clamp)]
             plot_ablation_curves(ax, part, rows)
             if i == 0:
                 n = part["seed"].nunique() if len(part) else 0
@@ -133,14 +136,10 @@ def figure6(ablation: pd.DataFrame, conditions: list[str], stats: pd.DataFrame) 
                 ax.set_ylabel(f"{METRIC_WORDS[metric]}\n{clamp} clamp")
             if i == len(ABLATION_ROWS) - 1:
                 ax.set_xlabel("fraction of units silenced (k / H)")
-    if present:
-        handles, labels = axes[0, 0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside lower center", ncol=3, frameon=False,
-                   title="points: seeds; ◆: mean over seeds, 95% CI; top-k units by r (mirror: "
-                   "highest, anti: lowest); random: mean over draws", title_fontsize=8)
-    else:
-        note(axes[0, 0], "no ablation results in this sweep (analysis.ablation=false, or runs "
-             "from before the ablation existed)")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, frameon=False,
+               title="points: seeds; ◆: mean over seeds, 95% CI; top-k units by r (mirror: "
+               "highest, anti: lowest); random: mean over draws", title_fontsize=8)
     return fig
 
 

@@ -1,7 +1,7 @@
 """The report stage of `mirror-aggregate`: the claims report and the paper's figures.
 
 `write_report(sweep, out_dir)` writes claims.csv / claims.md into `out_dir` (SWEEP_DIR/aggregate)
-and Figures 1-4 into `out_dir/figures`, then prints the claims table and where the files are.
+and Figures 1-6 into `out_dir/figures`, then prints the claims table and where the files are.
 Both read one table of across-seed statistics (report.stats.report_stats), computed once.
 """
 
