@@ -72,8 +72,8 @@ def measure(overrides: list[str]) -> dict[str, float]:
     r, _ = headline_metrics(perform, observe)
     means = {"perform": perform.mean(axis=(0, 1)), "observe": observe.mean(axis=(0, 1))}
     times["ablation"] = timed(
-        ablation_table, model, first_sequences(test_set, a.ablation_sequences), r, means,
-        fractions=a.unit_fractions, n_random=a.ablation_random_draws,
+        ablation_table, model, first_sequences(test_set, cfg.ablation.sequences), r, means,
+        fractions=a.unit_fractions, n_random=cfg.ablation.random_draws,
         rng=np.random.default_rng(0))[0]
     return times
 

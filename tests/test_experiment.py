@@ -35,7 +35,7 @@ def test_population_and_causal_tables_and_their_switch():
                 "ablation_mirror_mean_forward_loss_z", "ablation_random_zero_inverse_loss_delta"):
         assert key in result.summary, key
     off = run_experiment(to_run_config(compose_config(["analysis.n_permutations=50",
-                                                      "analysis.ablation=false"])))
+                                                      "ablation.enabled=false"])))
     assert off.ablation.empty and list(off.ablation.columns) == list(result.ablation.columns)
     assert not any(key.startswith("ablation_") for key in off.summary)
     # the ablation has its own seed stream: switching it off changes no other number

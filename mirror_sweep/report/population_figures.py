@@ -116,7 +116,7 @@ def figure6(ablation: pd.DataFrame, conditions: list[str], stats: pd.DataFrame) 
     present = [c for c in conditions if not ablation.empty and c in set(ablation["condition"])]
     fig = Figure(figsize=(max(11.0, 3.0 * len(present)), 12), layout="constrained")
     if not present:
-        note(fig.subplots(), "no ablation results in this sweep (analysis.ablation=false, or "
+        note(fig.subplots(), "no ablation results in this sweep (ablation.enabled=false, or "
              "runs from before the ablation existed)")
         return fig
     axes = np.asarray(fig.subplots(len(ABLATION_ROWS), len(present), squeeze=False,
