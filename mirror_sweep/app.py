@@ -71,7 +71,9 @@ def execute(cfg: RunConfig, folder: Path, digest: str, threads: int,
                "provenance": {**provenance.environment(), "started": record["started"],
                               "ended": time.time()}}
     tables = {results.UNITS_FILE: result.units, results.DECODING_FILE: result.decoding,
-              results.HISTORY_FILE: result.history, results.NULL_FILE: result.top_null}
+              results.HISTORY_FILE: result.history, results.NULL_FILE: result.top_null,
+              results.SUBSET_DECODING_FILE: result.subset_decoding,
+              results.ABLATION_FILE: result.ablation}
     activations = result.activations if cfg.output.save_activations else None
     write_hydra_record(folder)  # this job's config, even if another process rewrote .hydra/
     results.write_run(folder, summary, tables, activations, digest, **record,

@@ -113,6 +113,21 @@ class AnalysisConfig:
     ridge_alpha: float = 1.0  # L2 penalty of the ridge action decoder, on standardized states
     # label permutations across sequences for action selectivity (p >= 1/(B+1))
     tuning_null_permutations: int = 200
+    geometry_components: int = 10  # d of the principal subspaces compared across modes
+    geometry_null_permutations: int = 50  # re-pairings (CKA, best-matched), label perms (RSA)
+    # k of the top-k mirror / anti / random unit sets (subset decoding, ablation), fractions of H
+    unit_fractions: list[float] = field(default_factory=lambda: [0.05, 0.1, 0.25])
+    unit_fraction_summary: float = 0.1  # the k whose subset decoding / ablation enter summary
+    subset_decoding_random_draws: int = 100  # random k-unit decoders per k (the null)
+
+
+@dataclass
+class AblationConfig:
+    """The causal ablation (run/ablation.py); k comes from analysis.unit_fractions."""
+
+    enabled: bool = True  # silence units of the trained core, measure the losses (ablation.csv)
+    sequences: int = 100  # first test sequences it runs on: its cost is linear in them
+    random_draws: int = 20  # random k-unit sets silenced per k (the null of mirror / anti)
 
 
 class Resume(enum.Enum):
@@ -139,6 +154,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    ablation: AblationConfig = field(default_factory=AblationConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
 

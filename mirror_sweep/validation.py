@@ -90,6 +90,16 @@ RULES: tuple[Rule, ...] = (
     Rule("analysis.decoding_null_permutations", _int_at_least(1), "must be a positive integer"),
     Rule("analysis.tuning_null_permutations", _int_at_least(1), "must be a positive integer"),
     Rule("analysis.ridge_alpha", _positive, "must be a positive finite number"),
+    Rule("analysis.geometry_components", _int_at_least(1), "must be a positive integer"),
+    Rule("analysis.geometry_null_permutations", _int_at_least(0), "must be an integer >= 0"),
+    Rule("analysis.unit_fractions",
+         lambda v: len(v) >= 1 and all(_between(0, 1, low_open=True)(f) for f in v),
+         "must be a non-empty list of fractions in (0, 1]"),
+    Rule("analysis.unit_fraction_summary", _between(0, 1, low_open=True), "must lie in (0, 1]"),
+    # the random-units null needs a spread
+    Rule("analysis.subset_decoding_random_draws", _int_at_least(2), "must be an integer >= 2"),
+    Rule("ablation.sequences", _int_at_least(1), "must be a positive integer"),
+    Rule("ablation.random_draws", _int_at_least(2), "must be an integer >= 2"),
 )
 RULES_BY_KEY = {rule.key: rule for rule in RULES}
 
@@ -111,6 +121,10 @@ CROSS_RULES: tuple[CrossRule, ...] = (
               lambda b, alpha: b * alpha >= 1,
               lambda b, alpha: f"must be >= 1/analysis.alpha = {math.ceil(1 / alpha)} for a "
                                "max-stat p-value to reach alpha"),
+    CrossRule("analysis.unit_fraction_summary",
+              ("analysis.unit_fraction_summary", "analysis.unit_fractions"),
+              lambda k, ks: k in list(ks),
+              lambda k, ks: f"must be one of analysis.unit_fractions = {list(ks)}"),
     CrossRule("analysis.decoding_test_fraction",
               ("analysis.decoding_test_fraction", "data.n_test"),
               lambda f, n: 1 <= round(n * f) < n,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -103,11 +105,21 @@ def test_a_built_in_claim_is_reported_as_trivial():
     assert out["verdict"].startswith(f"{TRIVIAL}: randomized dynamics")
 
 
-def test_causal_claims_are_not_measured_until_the_ablation_lands():
+def test_a_claim_that_needs_an_analysis_not_yet_run_is_not_measured():
     table = stats((MAIN, "frac_abs_r_gt", 10, 0.40, 0.35, 0.45))
-    out = evaluate_claims(table, CONTEXT, [c for c in CLAIMS if c.claim_id in ("C14", "C15")])
+    waiting = [dataclasses.replace(c, claim_id="X1", metric="a_metric_no_run_writes",
+                                   needs="an analysis still to come") for c in CLAIMS[:1]]
+    out = evaluate_claims(table, CONTEXT, waiting)
     assert (out["verdict"] == NOT_MEASURED).all()
-    assert out["note"].str.startswith("needs the causal ablation").all()
+    assert out["note"].str.startswith("needs an analysis still to come").all()
+
+
+def test_the_causal_claims_read_metrics_that_runs_write():
+    causal = {c.metric for c in CLAIMS if c.claim_id in ("N1", "D1", "D2")}
+    assert causal == {"ablation_mirror_mean_forward_loss_z",
+                      "subset_decode_perform_to_observe_mirror_z",
+                      "subset_decode_observe_to_perform_mirror_z"}
+    assert all(c.needs is None for c in CLAIMS)
 
 
 @pytest.mark.parametrize("ci_low,share,min_p,verdict", [
@@ -212,3 +224,39 @@ def test_without_an_untrained_condition_the_runs_own_initial_weights_are_the_con
     out = evaluate_claims(table, context, [c for c in CLAIMS if c.claim_id == "C4"]).iloc[0]
     assert out["verdict"] == f"{TRIVIAL}: also holds for untrained"
     assert out["vs_untrained_difference"] == -0.01 and out["vs_untrained_n_pairs"] == 10
+
+
+def test_paired_minus_uses_the_runs_own_untrained_twin_else_the_same_seeds_control():
+    runs = pd.DataFrame({
+        "condition": [MAIN, MAIN, "separate_cores", "separate_cores", "untrained"],
+        "seed": [0, 1, 0, 2, 0],
+        "cka": [0.7, 0.8, 0.5, 0.4, 0.3], "untrained_cka": [0.3, 0.35, 0.3, 0.2, 0.3],
+        "z": [2.0, 3.0, 1.0, 0.0, 0.5]})
+    np.testing.assert_allclose(claims.paired_minus(runs, "cka", "untrained"),
+                               [0.4, 0.45, 0.2, 0.2, 0.0])
+    np.testing.assert_allclose(claims.paired_minus(runs, "cka", "separate_cores"),
+                               [0.2, np.nan, 0.0, 0.0, -0.2])  # seed 1 has no separate run
+    np.testing.assert_allclose(claims.paired_minus(runs, "z", "untrained"),
+                               [1.5, np.nan, 0.5, np.nan, 0.0])
+
+
+def test_population_claims_are_judged_on_their_own_and_against_both_controls():
+    ids = [c.claim_id for c in claims.population_claims()]
+    assert ids[:3] == ["P1", "P1u", "P1s"] and len(ids) == 3 * len(claims.POPULATION_CLAIMS)
+    table = stats((MAIN, "cka_over_null", 10, 0.6, 0.55, 0.65),
+                  (MAIN, "cka_minus_untrained", 10, 0.3, 0.25, 0.35),
+                  (MAIN, "cka_minus_separate_cores", 10, 0.02, -0.01, 0.05))
+    assert verdicts(table, ["P1", "P1u", "P1s", "N1"]) == {
+        "P1": HOLDS, "P1u": HOLDS, "P1s": FAILS, "N1": NOT_MEASURED}
+
+
+def test_derived_population_metrics():
+    runs = pd.DataFrame({"condition": [MAIN, "separate_cores"], "seed": [0, 0],
+                         "cka": [0.7, 0.5], "cka_null_mean": [0.05, 0.02],
+                         "ablation_mirror_mean_observe_accuracy_z": [-2.0, 0.5]})
+    out = claims.derive_metrics(runs)
+    np.testing.assert_allclose(out["cka_over_null"], [0.65, 0.48])
+    np.testing.assert_allclose(out["ablation_mirror_mean_observe_accuracy_harm_z"], [2.0, -0.5])
+    np.testing.assert_allclose(out["cka_minus_separate_cores"], [0.2, 0.0])
+    assert "cka_minus_untrained" in out  # nan: neither a twin nor an untrained run
+    assert out["cka_minus_untrained"].isna().all()

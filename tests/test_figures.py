@@ -14,11 +14,11 @@ from mirror_sweep.report import figures
 from mirror_sweep.report.stats import report_stats
 from mirror_sweep.sweep import results
 from mirror_sweep.sweep.aggregate import Sweep, load_sweep
-from tests.conftest import TINY, run_cli
+from tests.conftest import TINY, TINY_SWEEP_CONDITIONS, run_cli
 
 matplotlib.use("Agg")
 FIGURE_NAMES = ["figure1_emergence", "figure2_robustness", "figure3_ablations",
-                "figure4_temporal"]
+                "figure4_temporal", "figure5_population", "figure6_causal"]
 
 
 def assert_figure_files(paths: list[Path], out: Path) -> None:
@@ -151,3 +151,34 @@ def test_r_quantiles_are_per_seed_not_pooled():
                           "seed": [0] * 3 + [1] * 3, "r": [0.1, 0.2, 0.9, -0.5, 0.0, 0.5]})
     q = figures.r_quantiles(units).set_index(["seed", "quantile"])["r"]
     assert q[(0, "median")] == 0.2 and q[(1, "max")] == 0.5 and len(q) == 2 * 4
+
+
+def test_population_and_causal_figures_read_the_aggregated_tables(tiny_sweep):
+    from mirror_sweep.report import population_figures as pf
+    from mirror_sweep.report.stats import REPORT_METRICS, report_stats
+
+    sweep = load_sweep(tiny_sweep)
+    assert {c for *_, cols in pf.GEOMETRY_PANELS for c in cols.values()} <= set(REPORT_METRICS)
+    stats = pf.ablation_stats(sweep.ablation, n_boot=200)
+    assert set(stats["condition"]) == set(TINY_SWEEP_CONDITIONS)
+    one = stats[(stats["condition"] == TINY_SWEEP_CONDITIONS[0]) & (stats["metric"] == "forward_loss")
+                & (stats["clamp"] == "mean") & (stats["selection"] == "mirror")].iloc[0]
+    deltas = sweep.ablation[(sweep.ablation["condition"] == TINY_SWEEP_CONDITIONS[0])
+                            & (sweep.ablation["metric"] == "forward_loss")
+                            & (sweep.ablation["clamp"] == "mean")
+                            & (sweep.ablation["selection"] == "mirror")
+                            & (sweep.ablation["frac_units"] == one["frac_units"])]["delta"]
+    assert one["n"] == 2 and one["mean"] == pytest.approx(deltas.mean())
+    conditions = list(TINY_SWEEP_CONDITIONS)
+    fig = pf.figure6(sweep.ablation, conditions, stats)
+    assert len(fig.axes) == len(pf.ABLATION_ROWS) * len(conditions)
+    fig5 = pf.figure5(sweep.runs, conditions, report_stats(sweep.runs, n_boot=200))
+    assert len(fig5.axes) == len(pf.GEOMETRY_PANELS)
+    assert all(ax.collections for ax in fig5.axes)  # points drawn in every panel
+
+
+def test_causal_figure_without_ablation_results_shows_a_note():
+    from mirror_sweep.report import population_figures as pf
+
+    fig = pf.figure6(pd.DataFrame(), ["shared_bidirectional"], pf.ablation_stats(pd.DataFrame()))
+    assert "no ablation results" in fig.axes[0].texts[0].get_text()

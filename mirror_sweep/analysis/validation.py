@@ -76,7 +76,8 @@ def check_parameters(*, n_timesteps: int, **params) -> None:
         n_timesteps: T of the activations, bounding ``max_lag``.
         **params: any of seed, n_permutations, alpha, max_lag, decoding_test_fraction,
             decoding_null_permutations, tuning_null_permutations, ridge_alpha, abs_threshold, pos_threshold,
-            anti_threshold.
+            anti_threshold, geometry_components, geometry_null_permutations,
+            subset_decoding_random_draws, unit_fractions, unit_fraction_summary.
 
     Raises:
         ValueError: starting with the argument's name, then its config key and the rule.

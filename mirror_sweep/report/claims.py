@@ -92,7 +92,6 @@ def _range(metric: str) -> Rule:
     return rules.overlaps(*CLAIM_RANGES[metric])
 
 
-CAUSAL = "the causal ablation of mirror units (issue 13)"
 
 CLAIMS = [
     Claim("C1", f"~35-40% of units have |r| > {ABS_THRESHOLD:g} (main run)", "0.35-0.40",
@@ -144,12 +143,8 @@ CLAIMS = [
     Claim("C13", f"mirror units (|r| > {ABS_THRESHOLD:g}) aligned at zero or small lag "
           "(median |peak lag|)", "zero or small lag", "main", "median_abs_peak_lag_mirror",
           rules.at_most(1.0), controls=CONTROLS),
-    Claim("C14", "mirror units emerge causally / are causally necessary (ablating them "
-          "impairs both modes)", "causally necessary", "main", "causal_mirror_ablation_effect",
-          rules.above_zero(), controls=CONTROLS, needs=CAUSAL),
-    Claim("C15", "mirror units help decode action in either mode (ablating them impairs "
-          "cross-decoding)", "help decode", "main", "causal_mirror_decoding_drop",
-          rules.above_zero(), controls=CONTROLS, needs=CAUSAL),
+    # The causal claims ("causally necessary", "help decode action in either mode") are N1-N2
+    # and D1-D2 below, measured by the per-run causal ablation and unit-subset decoders.
     Claim("C16a", f"weak/moderate mirror candidates (r > {WEAK_R:g}) exist (fraction)",
           "r > 0.2-0.3", "main", "frac_r_gt_weak",
           rules.above_zero(), controls=CONTROLS),
@@ -167,6 +162,71 @@ CLAIMS = [
           controls=CONTROLS),
 ]
 
+# Population and causal claims: each is judged on its own (against its within-run null) and
+# against the two controls, paired by seed (the control's run of the same seed shares the data
+# and, for the untrained network, the very initial weights): "X_minus_CONTROL" is the run's X
+# minus that seed's X in CONTROL (derive_metrics), so "above zero" is a paired contrast.
+_LATENT, _NECESSARY, _DECODE = ("action-centric latent", "causally necessary",
+                                "help decode action in either mode")
+_MIRROR_Z = "ablation_mirror_mean_forward_loss_z"
+_MIRROR_HARM_Z = "ablation_mirror_mean_observe_accuracy_harm_z"
+POPULATION_CLAIMS = [
+    # (id, claim, paper's words, per-run metric judged on its own, metric paired with controls)
+    ("P1", ("the latent is shared across modes: linear CKA of perform vs observe states above "
+            "its re-paired null"), _LATENT, "cka_over_null", "cka"),
+    ("P2", ("the action geometry is shared: RSA of the action centroids above its "
+            "label-permutation null"), _LATENT, "rsa_actions_over_null", "rsa_actions"),
+    ("P3", (f"units match one-to-one across modes: best-matched |r| > {ABS_THRESHOLD:g} "
+            "fraction above its re-paired null"), _LATENT,
+     "best_match_frac_abs_r_gt_over_null", "best_match_frac_abs_r_gt"),
+    ("N1", ("silencing the top-k mirror units (mean clamp) raises the forward loss more than k "
+            "random units (z vs random draws)"), _NECESSARY, _MIRROR_Z, _MIRROR_Z),
+    ("N2", ("silencing the top-k mirror units (mean clamp) lowers observe accuracy more than k "
+            "random units (-z vs random draws)"), _NECESSARY, _MIRROR_HARM_Z, _MIRROR_HARM_Z),
+    *((f"D{i}", f"k mirror units decode action {a} -> {b} better than k random units (z)",
+       _DECODE, f"subset_decode_{a}_to_{b}_mirror_z", f"subset_decode_{a}_to_{b}_mirror_z")
+      for i, (a, b) in enumerate([("perform", "observe"), ("observe", "perform")], start=1)),
+]
+CONTROL_WORDS = {UNTRAINED: "the untrained network", SEPARATE_CORES: "separate cores"}
+
+
+def population_claims() -> list[Claim]:
+    """Each population / causal claim on its own, then against each control (paired by seed)."""
+    out = []
+    for cid, text, paper, own, paired in POPULATION_CLAIMS:
+        out.append(Claim(cid, text, paper, "main", own, rules.above_zero()))
+        for suffix, control in zip("us", CONTROLS):
+            out.append(Claim(f"{cid}{suffix}", f"{cid} against {CONTROL_WORDS[control]}: "
+                             f"{paired} minus the same seed's (paired)", paper, "main",
+                             f"{paired}_minus_{control}", rules.above_zero()))
+    return out
+
+
+CLAIMS += population_claims()
+THRESHOLD_METRICS |= {f"best_match_frac_abs_r_gt{suffix}" for suffix in (
+    "_over_null", *(f"_minus_{control}" for control in CONTROLS))}
+# Differences with the null means the population claims read: {derived: (value, null mean)}.
+OVER_NULL = {"cka_over_null": ("cka", "cka_null_mean"),
+             "rsa_actions_over_null": ("rsa_actions", "rsa_actions_null_mean"),
+             "best_match_frac_abs_r_gt_over_null": ("best_match_frac_abs_r_gt",
+                                                    "best_match_frac_abs_r_gt_null_mean")}
+
+
+def paired_minus(runs: pd.DataFrame, metric: str, control: str) -> pd.Series:
+    """Each run's metric minus the same seed's value in the control condition.
+
+    For control "untrained" a run's own `untrained_` twin is used when it exists (the same
+    network as that seed's untrained run); otherwise the mean over the control condition's runs
+    of the same seed (and hidden size when the column exists); nan where there is none.
+    """
+    twin = f"untrained_{metric}"
+    if control == UNTRAINED and twin in runs:
+        return runs[metric] - runs[twin]
+    keys = [k for k in ("seed", "hidden_size") if k in runs]
+    reference = runs[runs["condition"] == control].groupby(keys)[metric].mean()
+    index = pd.MultiIndex.from_frame(runs[keys]) if len(keys) > 1 else runs[keys[0]]
+    return runs[metric] - reference.reindex(index).to_numpy()
+
 
 def derive_metrics(runs: pd.DataFrame, alpha: float = ALPHA,
                    units: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -176,9 +236,12 @@ def derive_metrics(runs: pd.DataFrame, alpha: float = ALPHA,
     (accuracy - chance), decode_{a}_to_{b}_significant (1.0 if p < alpha), decode_min_p
     (1 / (B + 1) of the decoding null), frac_abs_r_gt_over_untrained,
     frac_congruent_over_chance, reaches_max_r (1.0 if max r >= NEAR_MAX_R), reaches_abs_r
-    (1.0 if max |r| >= REAPPEARS_ABS_R); and from `units` (the aggregated units table, with
-    run_id and r): n_units_near_max_r (units with r >= NEAR_MAX_R), frac_abs_r_gt_strong
-    (|r| > STRONG_ABS_R) and frac_r_gt_weak (r > WEAK_R).
+    (1.0 if max |r| >= REAPPEARS_ABS_R); the population metrics over their null means
+    (OVER_NULL), ablation_mirror_mean_observe_accuracy_harm_z and, for each metric of
+    POPULATION_CLAIMS, {metric}_minus_{control} for the CONTROLS (paired_minus); and from
+    `units` (the aggregated units table, with run_id and r): n_units_near_max_r (units with
+    r >= NEAR_MAX_R), frac_abs_r_gt_strong (|r| > STRONG_ABS_R) and frac_r_gt_weak
+    (r > WEAK_R).
     """
     out = runs.copy()
     for a, b in [("perform", "observe"), ("observe", "perform")]:
@@ -192,10 +255,19 @@ def derive_metrics(runs: pd.DataFrame, alpha: float = ALPHA,
         out[MIN_P_METRIC] = 1.0 / (
             out["analysis.decoding_null_permutations"].astype(float) + 1)
     pairs = {"frac_abs_r_gt_over_untrained": ("frac_abs_r_gt", "untrained_frac_abs_r_gt"),
-             "frac_congruent_over_chance": ("frac_congruent", "frac_congruent_chance")}
+             "frac_congruent_over_chance": ("frac_congruent", "frac_congruent_chance"),
+             **OVER_NULL}
     for name, (a, b) in pairs.items():
         if {a, b} <= set(out):
             out[name] = out[a] - out[b]
+    accuracy_z = "ablation_mirror_mean_observe_accuracy_z"
+    if accuracy_z in out:  # a harmful ablation lowers the accuracy: harm is -z
+        out[_MIRROR_HARM_Z] = -out[accuracy_z]
+    if {"condition", "seed"} <= set(out):
+        for *_, paired in POPULATION_CLAIMS:
+            for control in CONTROLS:
+                if paired in out:
+                    out[f"{paired}_minus_{control}"] = paired_minus(out, paired, control)
     if "max_r" in out:
         out["reaches_max_r"] = (out["max_r"] >= NEAR_MAX_R).astype(float).where(
             out["max_r"].notna())

@@ -409,15 +409,17 @@ def one_hidden_size(sweep: Sweep, example_run: str | None = None) -> tuple[Sweep
     if not restriction:
         return sweep, ""
     keep = set(kept["run_id"])
-    tables = {name: getattr(sweep, name) for name in ("runs", "units", "decoding", "history")}
-    return (dataclasses.replace(sweep, **{name: t[t["run_id"].isin(keep)]
+    tables = {name: getattr(sweep, name) for name in ("runs", "units", "decoding", "history",
+                                                      "subset_decoding", "ablation")}
+    return (dataclasses.replace(sweep, **{name: t[t["run_id"].isin(keep)] if "run_id" in t else t
                                           for name, t in tables.items()}), restriction)
 
 
 def draw_figures(sweep: Sweep, out_dir: Path | str, example_run: str | None = None,
                  n_boot: int = 10_000, seed: int = 0,
                  stats: pd.DataFrame | None = None) -> list[Path]:
-    """Draw Figures 1-4 of the paper from a loaded sweep into `out_dir` as PNG and PDF.
+    """Draw Figures 1-4 of the paper and Figures 5-6 (population geometry, causal ablation;
+    report.population_figures) from a loaded sweep into `out_dir` as PNG and PDF.
 
     Args:
         sweep: from aggregate.load_sweep.
@@ -439,11 +441,14 @@ def draw_figures(sweep: Sweep, out_dir: Path | str, example_run: str | None = No
     stats = stats_of(stats, sweep.runs) if len(sweep.runs) else empty_stats()
     example = load_example(sweep, example_run)
     paths = []
+    from mirror_sweep.report.population_figures import figure_series
+
     with sns.axes_style("ticks"), sns.plotting_context("paper", rc=RC):
         figures = {"figure1_emergence": lambda: figure1(sweep, example, conditions),
                    "figure2_robustness": lambda: figure2(sweep, example, conditions, stats),
                    "figure3_ablations": lambda: figure3(sweep, conditions, stats),
-                   "figure4_temporal": lambda: figure4(sweep, example, conditions)}
+                   "figure4_temporal": lambda: figure4(sweep, example, conditions),
+                   **figure_series(sweep, conditions, stats, n_boot, seed)}
         for name, make in figures.items():
             fig = seeded(make)
             if restriction:

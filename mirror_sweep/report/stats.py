@@ -19,6 +19,15 @@ from mirror_sweep.sweep.summaries import DEFAULT_CI, HEADLINE_METRICS, ROBUSTNES
 FIGURE_METRICS = [f"{p}{m}" for m in ("frac_abs_r_gt", "frac_r_gt")
                   for p in ("", "time_centred_", "untrained_", "null_mean_")] + [
     "frac_congruent", "frac_congruent_chance"]
+# Figure 5's per-run metrics (report/population_figures.py), the population geometry.
+FIGURE_METRICS += [
+    f"{prefix}{metric}" for metric in ("cka", "rsa_actions", "rsa_action_time",
+                                       "subspace_alignment_observe_in_perform",
+                                       "best_match_frac_abs_r_gt")
+    for prefix in ("", "untrained_")] + [
+    "cka_null_mean", "rsa_actions_null_mean", "rsa_action_time_null_mean",
+    "subspace_random_observe_in_perform", "best_match_frac_abs_r_gt_null_mean",
+    "decode_perform_to_observe_accuracy_relabelled"]
 REPORT_METRICS = list(dict.fromkeys(HEADLINE_METRICS + needed_metrics(CLAIMS) + FIGURE_METRICS))
 
 

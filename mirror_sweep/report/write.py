@@ -1,7 +1,7 @@
 """The report stage of `mirror-aggregate`: the claims report and the paper's figures.
 
 `write_report(sweep, out_dir)` writes claims.csv / claims.md into `out_dir` (SWEEP_DIR/aggregate)
-and Figures 1-4 into `out_dir/figures`, then prints the claims table and where the files are.
+and Figures 1-6 into `out_dir/figures`, then prints the claims table and where the files are.
 Both read one table of across-seed statistics (report.stats.report_stats), computed once.
 """
 
@@ -45,5 +45,5 @@ def write_report(sweep: Sweep, out_dir: Path | str, figures: bool = True, n_boot
         from mirror_sweep.report.figures import draw_figures  # matplotlib only when drawing
 
         paths += draw_figures(sweep, out / FIGURES_DIR, example_run=example_run, stats=stats)
-        print(f"  figures 1-4 (png, pdf): {out / FIGURES_DIR}")
+        print(f"  figures 1-6 (png, pdf): {out / FIGURES_DIR}")
     return paths

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import sys
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,8 @@ GROUP_CHOICES = ["env", "model", "objective", "data_pairing"]
 RUN_COLUMNS = ["run_id", "condition", "seed", *GROUP_CHOICES, "hidden_size"]
 FAILED_COLUMNS = ["run_id", "condition", "seed", "status", "error"]
 AGGREGATE_DIR = "aggregate"
+# per-run tables concatenated across runs (RunRecord attributes), each written as NAME.csv
+PER_RUN_TABLES = ["units", "decoding", "history", "subset_decoding", "ablation"]
 # Override keys left out of condition labels: the seed is the replicate, hidden_size has its own
 # column, `condition` is the label's head, and these others never change a run's numbers.
 _UNLABELLED_KEYS = {"seed", "model.hidden_size", "condition", "train.progress", "output.resume",
@@ -39,7 +41,8 @@ class SweepError(ValueError):
 
 @dataclass
 class Sweep:
-    """A sweep read back: one row per complete run, per unit, per decoder, per epoch, per failure.
+    """A sweep read back: one row per complete run, per unit, per decoder, per epoch, per failure,
+    per unit-subset decoder and per ablation.
 
     Every table starts with the run-level columns RUN_COLUMNS (failed: FAILED_COLUMNS).
     """
@@ -50,6 +53,8 @@ class Sweep:
     decoding: pd.DataFrame
     history: pd.DataFrame
     failed: pd.DataFrame
+    subset_decoding: pd.DataFrame = field(default_factory=pd.DataFrame)
+    ablation: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 @dataclass
@@ -203,7 +208,7 @@ def load_sweep(path: Path | str, progress_every: int = 100) -> Sweep:
         raise SweepError(f"no runs in {root}: no job folder (one holding {HYDRA_DIR}/config.yaml)")
     jobs = [read_job(folder, root) for folder in folders]
     rows, failed = [], []
-    tables: dict[str, list[pd.DataFrame]] = {"units": [], "decoding": [], "history": []}
+    tables: dict[str, list[pd.DataFrame]] = {name: [] for name in PER_RUN_TABLES}
     for i, (job, label) in enumerate(zip(jobs, condition_labels(jobs)), start=1):
         level = run_level(job, label)
         problem = failure(job, level, root)
@@ -224,9 +229,11 @@ def load_sweep(path: Path | str, progress_every: int = 100) -> Sweep:
         if progress_every and len(jobs) >= progress_every and (
                 i % progress_every == 0 or i == len(jobs)):
             print(f"load_sweep: read {i}/{len(jobs)} job folders", file=sys.stderr, flush=True)
+    concatenated = {name: concat(parts) for name, parts in tables.items()}
     return Sweep(root, pd.DataFrame(rows, columns=None if rows else RUN_COLUMNS),
-                 *(concat(tables[name]) for name in ["units", "decoding", "history"]),
-                 pd.DataFrame(failed, columns=FAILED_COLUMNS))
+                 *(concatenated[name] for name in ["units", "decoding", "history"]),
+                 pd.DataFrame(failed, columns=FAILED_COLUMNS),
+                 concatenated["subset_decoding"], concatenated["ablation"])
 
 
 def problem_row(level: dict[str, Any]) -> dict[str, Any]:
@@ -247,7 +254,7 @@ def aggregate_dir(sweep: Sweep) -> Path:
 def write_aggregate(sweep: Sweep, out_dir: Path | str | None = None, n_boot: int = 10_000,
                     seed: int = 0, ci: str = DEFAULT_CI, summary: pd.DataFrame | None = None,
                     paired: pd.DataFrame | None = None) -> Path:
-    """Write runs, units, decoding, history, robustness, contrasts and failed .csv into `out_dir`.
+    """Write runs, the PER_RUN_TABLES, robustness, contrasts and failed .csv into `out_dir`.
 
     out_dir: default SWEEP_DIR/aggregate. ci: the CI method of robustness and contrasts
     (summaries.CI_METHODS). summary / paired: the robustness / contrasts tables when the caller
@@ -257,8 +264,8 @@ def write_aggregate(sweep: Sweep, out_dir: Path | str | None = None, n_boot: int
     """
     out = Path(out_dir) if out_dir is not None else aggregate_dir(sweep)
     out.mkdir(parents=True, exist_ok=True)
-    tables = {"runs": sweep.runs, "units": sweep.units, "decoding": sweep.decoding,
-              "history": sweep.history, "failed": sweep.failed,
+    tables = {"runs": sweep.runs, **{name: getattr(sweep, name) for name in PER_RUN_TABLES},
+              "failed": sweep.failed,
               "robustness": robustness(sweep.runs, n_boot=n_boot, seed=seed, ci=ci)
               if summary is None else summary,
               "contrasts": contrasts(sweep.runs, n_boot=n_boot, seed=seed, ci=ci)

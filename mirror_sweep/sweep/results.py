@@ -1,7 +1,8 @@
 """The run-folder contract: what a finished run writes, written atomically, and how to read it.
 
 A run folder holds, once complete: summary.json, units.csv, decoding.csv, history.csv,
-(optionally) activations.npz, and last of all status.json with {"status": "complete",
+subset_decoding.csv and ablation.csv (when the run gives them), (optionally)
+activations.npz, and last of all status.json with {"status": "complete",
 "config_hash": ..., "files": {name: sha256}, provenance...}. status.json says "running" while a
 run works and "failed" (with the error) when it raised, so a run killed mid-way is never mistaken
 for a finished one.
@@ -39,10 +40,15 @@ SUMMARY_FILE = "summary.json"
 UNITS_FILE = "units.csv"
 DECODING_FILE = "decoding.csv"
 HISTORY_FILE = "history.csv"
+SUBSET_DECODING_FILE = "subset_decoding.csv"
+ABLATION_FILE = "ablation.csv"
 ACTIVATIONS_FILE = "activations.npz"
 TABLE_FILES = (UNITS_FILE, DECODING_FILE, HISTORY_FILE)
 NULL_FILE = "top_unit_null.csv"  # unit, null_r, max_abs_z: the largest-r unit's null, max-stat null
-RUN_FILES = (*TABLE_FILES, SUMMARY_FILE, ACTIVATIONS_FILE, NULL_FILE, STATUS_FILE)
+# the population / causal tables: written when a run gives them, read as empty when absent
+EXTRA_TABLE_FILES = (SUBSET_DECODING_FILE, ABLATION_FILE)
+RUN_FILES = (*TABLE_FILES, *EXTRA_TABLE_FILES, SUMMARY_FILE, ACTIVATIONS_FILE, NULL_FILE,
+             STATUS_FILE)
 HYDRA_CONFIG = Path(".hydra") / "config.yaml"
 SWEEP_FILE = ".sweep.json"  # written when a multirun starts (sweep/callbacks.py)
 SUPERSEDED_DIR = "superseded"  # where a complete run of another config or code is moved aside
@@ -109,9 +115,10 @@ def write_run(folder: Path, summary: dict, tables: dict[str, pd.DataFrame],
     status_fields (provenance, start time, ...) are recorded in status.json beside the hash.
     """
     folder = Path(folder)
-    for name in TABLE_FILES:
+    names = [*TABLE_FILES, *(name for name in EXTRA_TABLE_FILES if name in tables)]
+    for name in names:
         write_table(folder / name, tables[name])
-    written = [*TABLE_FILES, SUMMARY_FILE]
+    written = [*names, SUMMARY_FILE]
     if NULL_FILE in tables:  # optional: runs written before it existed have none
         write_table(folder / NULL_FILE, tables[NULL_FILE])
         written.append(NULL_FILE)
@@ -351,6 +358,8 @@ class RunRecord:
     units: pd.DataFrame
     decoding: pd.DataFrame
     history: pd.DataFrame
+    subset_decoding: pd.DataFrame
+    ablation: pd.DataFrame
 
 
 def read_summary(path: Path) -> dict:
@@ -398,7 +407,11 @@ def read_run(folder: Path) -> RunRecord:
         raise RunFileError(f"{folder / UNITS_FILE}: {len(units)} rows, expected {n_units} units")
     decoding = read_table(folder / DECODING_FILE, ("train_mode", "test_mode", "accuracy"))
     history = read_table(folder / HISTORY_FILE)
-    return RunRecord(folder, summary, units, decoding, history)
+    import pandas as pd
+
+    extra = [read_table(folder / name) if name in status.get("files", {}) else pd.DataFrame()
+             for name in EXTRA_TABLE_FILES]
+    return RunRecord(folder, summary, units, decoding, history, *extra)
 
 
 def load_activations(folder: Path) -> dict[str, np.ndarray]:
