@@ -4,6 +4,7 @@ import pytest
 
 from mirror_sweep.config import to_run_config
 from mirror_sweep.run.experiment import run_experiment
+from mirror_sweep.run.model import core_parameters
 from tests.conftest import GROUPS, compose_config, group_options
 
 
@@ -23,3 +24,20 @@ def test_untrained_condition_equals_its_own_baseline():
     assert result.history.empty
     assert result.summary["frac_abs_r_gt"] == result.summary["untrained_frac_abs_r_gt"]
     assert (result.units["r"] - result.units["r_untrained"]).abs().max() < 1e-6
+
+
+@pytest.mark.parametrize("overrides", [
+    ["model.cell=lstm"], ["model.cell=rnn", "condition=separate_cores"],
+    ["env.action_process=sticky", "env.stay_prob=0.5"], ["env.action_process=constant"],
+    ["env.n_actions=2"],
+])
+def test_every_new_env_and_model_option_runs_a_tiny_job(overrides):
+    cfg = to_run_config(compose_config([*overrides, "analysis.n_permutations=50"]))
+    result = run_experiment(cfg)
+    assert len(result.units) == cfg.model.hidden_size == 8
+    assert result.activations["perform_hidden"].shape == (20, 12, 8)
+    n_cores = 1 if cfg.model.shared_core else 2
+    assert result.summary["n_core_parameters"] == n_cores * core_parameters(cfg.model.cell.value, 8)
+    if cfg.env.action_process.value == "constant":
+        actions = result.activations["perform_actions"]
+        assert (actions == actions[:, :1]).all()
