@@ -1,8 +1,9 @@
 """The report stage of `mirror-aggregate`: the claims report and the paper's figures.
 
 `write_report(sweep, out_dir)` writes claims.csv / claims.md into `out_dir` (SWEEP_DIR/aggregate)
-and Figures 1-4 into `out_dir/figures`, then prints the claims table and where the files are.
-Both read one table of across-seed statistics (report.stats.report_stats), computed once.
+and Figures 1-4 into `out_dir/figures` (with the factor and mechanism figures of
+report/factor_figures.py when they apply), then prints the claims table and where the files are.
+The claims and Figures 1-4 read one table of across-seed statistics (report.stats.report_stats).
 """
 
 from __future__ import annotations
@@ -42,4 +43,11 @@ def write_report(sweep: Sweep, out_dir: Path | str, figures: bool = True, n_boot
 
         paths += draw_figures(sweep, out / FIGURES_DIR, example_run=example_run, stats=stats)
         print(f"  figures 1-4 (png, pdf): {out / FIGURES_DIR}")
+        from mirror_sweep.report.factor_figures import draw_factor_figures
+
+        factor_paths = draw_factor_figures(sweep, out / FIGURES_DIR, n_boot=n_boot, seed=seed)
+        paths += factor_paths
+        if factor_paths:
+            names = sorted({p.stem for p in factor_paths})
+            print(f"  factor figures ({', '.join(names)}): {out / FIGURES_DIR}")
     return paths
