@@ -13,7 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from mirror_sweep.report.claims_report import compact_table, write_claims
+from mirror_sweep.report.signature import signature_markdown, signature_table
 from mirror_sweep.report.stats import report_stats
+from mirror_sweep.sweep import results
 from mirror_sweep.sweep.aggregate import Sweep
 
 FIGURES_DIR = "figures"
@@ -28,13 +30,18 @@ def write_report(sweep: Sweep, out_dir: Path | str, figures: bool = True, n_boot
     n_boot and seed).
 
     Returns:
-        The files written: claims.csv, claims.md, then the figures' PNG and PDF files.
+        The files written: claims.csv, claims.md (ending with the "which design reproduces the
+        paper's pattern" section of report/signature.py), signature.csv, then the figures.
     """
     out = Path(out_dir)
     if stats is None:
         stats = report_stats(sweep.runs, n_boot=n_boot, seed=seed)
     table = write_claims(sweep, out, stats)
-    paths = [out / "claims.csv", out / "claims.md"]
+    signature = signature_table(sweep.runs, n_boot=n_boot, seed=seed)
+    results.write_table(out / "signature.csv", signature)
+    text = (out / "claims.md").read_text() + signature_markdown(signature)
+    results.write_atomic(out / "claims.md", lambda f: f.write(text))
+    paths = [out / "claims.csv", out / "claims.md", out / "signature.csv"]
     print("claims (measured mean [95% CI over seeds], n seeds, verdict):")
     print(compact_table(table))
     print(f"  rules and details: {out / 'claims.md'}")
