@@ -12,6 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from mirror_sweep.report.claims import CLAIMS, derive_metrics, needed_metrics
+from mirror_sweep.sweep.factors import FACTORS
 from mirror_sweep.sweep.summaries import HEADLINE_METRICS, ROBUSTNESS_STATS, robustness
 
 # The per-run metrics Figures 2-3 summarise across seeds.
@@ -24,7 +25,8 @@ REPORT_METRICS = list(dict.fromkeys(HEADLINE_METRICS + needed_metrics(CLAIMS) + 
 def report_stats(runs: pd.DataFrame, n_boot: int = 10_000, seed: int = 0) -> pd.DataFrame:
     """summaries.robustness of REPORT_METRICS over the runs with the claims' derived metrics.
 
-    Columns: condition, [hidden_size when it varies], metric, n, mean, sd, ci_low, ci_high.
+    Columns: condition, [each swept factor that varies], metric, n, mean, sd, ci_low, ci_high,
+    grouped_by.
     """
     return robustness(derive_metrics(runs), metrics=REPORT_METRICS, n_boot=n_boot, seed=seed)
 
@@ -35,13 +37,13 @@ def headline_stats(stats: pd.DataFrame) -> pd.DataFrame:
 
 
 def stats_of(stats: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """The rows of `stats` for the hidden size of `runs` (one size: paper.paper_size_runs),
-    without the hidden_size column."""
-    if "hidden_size" not in stats:
-        return stats
-    part = stats[stats["hidden_size"].isin(set(runs["hidden_size"]))] if "hidden_size" in runs \
-        else stats.iloc[0:0]
-    return part.drop(columns="hidden_size").reset_index(drop=True)
+    """The rows of `stats` for the factor values of `runs` (one hidden size, and one value of any
+    other swept factor: paper.paper_size_runs), without the factor columns."""
+    factors = [column for column in FACTORS if column in stats]
+    for column in factors:
+        stats = stats[stats[column].isin(set(runs[column]))] if column in runs \
+            else stats.iloc[0:0]
+    return stats.drop(columns=factors).reset_index(drop=True)
 
 
 def empty_stats() -> pd.DataFrame:
