@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mirror_sweep.report.verdicts import FAILS, HOLDS, NOT_MEASURED
 from mirror_sweep.report.signature import signature_markdown, signature_table
+from mirror_sweep.report.verdicts import FAILS, HOLDS, NOT_MEASURED
 
 
 def planted_runs(n_seeds: int = 8) -> pd.DataFrame:
