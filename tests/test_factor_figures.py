@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from matplotlib.figure import Figure
 
 from mirror_sweep.report import factor_figures
@@ -68,3 +69,20 @@ def test_panel_draws_the_robustness_means_and_every_seed(tmp_path):
                    and type(c).__name__ == "PathCollection")
     assert n_points == len(runs)
     assert [t.get_text() for t in ax.get_xticklabels()] == ["2", "4", "8"]
+
+
+def test_any_metric_against_any_column_of_the_runs_table():
+    runs = planted(["shared_bidirectional", "untrained"], "n_actions", (2, 4, 8))
+    assert factor_figures.swept_factors(runs) == ["n_actions", "condition"]
+    fig = factor_figures.metric_against_factor(runs, "frac_abs_r_gt_over_untrained", "n_actions",
+                                               n_boot=100)
+    ax = fig.axes[0]
+    assert len(ax.containers) == 2 and ax.get_xlabel() == "K (actions)"
+    stats = robustness(runs.assign(x=runs.frac_abs_r_gt - runs.untrained_frac_abs_r_gt),
+                       ["x"], n_boot=100)
+    drawn = np.concatenate([np.asarray(c.lines[0].get_ydata(), float) for c in ax.containers])
+    np.testing.assert_allclose(np.sort(drawn), np.sort(stats["mean"].to_numpy()))
+    by_condition = factor_figures.metric_against_factor(runs, "min_r", "condition", n_boot=50)
+    assert len(by_condition.axes[0].containers) == 3  # one series per K
+    with pytest.raises(ValueError, match="nonexistent"):
+        factor_figures.metric_against_factor(runs, "nonexistent", "n_actions")

@@ -161,3 +161,46 @@ def draw_factor_figures(sweep: Sweep, out_dir: Path | str, n_boot: int = 10_000,
             fig.savefig(path, dpi=DPI, metadata={"CreationDate": None} if fmt == "pdf" else None)
             paths.append(path)
     return paths
+
+
+def swept_factors(runs: pd.DataFrame) -> list[str]:
+    """What a metric can be plotted against: every varying factor, then 'condition' when the
+    sweep holds several conditions."""
+    several = "condition" in runs and runs["condition"].nunique() > 1
+    return varying_factors(runs) + (["condition"] if several else [])
+
+
+def metric_against_factor(runs: pd.DataFrame, metric: str, factor: str, n_boot: int = 10_000,
+                          seed: int = 0) -> Figure:
+    """One panel: any per-run metric (or a claims.derive_metrics one) against any column of the
+    per-run table, one series per value of the other grouping keys, with per-seed points, mean
+    and bootstrap CI. Raises ValueError naming the metric or factor when it is not in `runs`."""
+    derived = derive_metrics(runs)
+    for name, what in [(metric, "metric"), (factor, "factor")]:
+        if name not in derived:
+            raise ValueError(f"{what} {name!r} is not a column of the per-run table")
+    keys = list(dict.fromkeys(["condition", *varying_factors(derived), factor]))
+    stats = summarise_by(derived, keys, metric, n_boot, seed)
+    chance = metric.replace("_accuracy", "_chance") if metric.endswith("_accuracy") else None
+    fig = Figure(figsize=(6, 4.4), layout="constrained")
+    ax = fig.subplots()
+    plot_metric_vs_factor(ax, derived, stats, factor, metric, metric, chance)
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncol=2, frameon=False, fontsize=8)
+    return fig
+
+
+def summarise_by(runs: pd.DataFrame, keys: list[str], metric: str, n_boot: int,
+                 seed: int) -> pd.DataFrame:
+    """robustness of one metric per group of `keys` (any columns), in its table format."""
+    parts = []
+    for key, group in runs.groupby(keys, sort=True, dropna=False):
+        table = robustness(group.assign(condition="_"), metrics=[metric], n_boot=n_boot,
+                           seed=seed).drop(columns=["condition", GROUPED_BY])
+        for column, value in zip(keys, key if isinstance(key, tuple) else (key,)):
+            table[column] = value
+        parts.append(table)
+    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    table[GROUPED_BY] = ",".join(keys)
+    return table
