@@ -95,7 +95,7 @@ def make_job(root: Path, run_id: str, seed: int, overrides: list[str], env: dict
               results.DECODING_FILE: pd.DataFrame({"train_mode": ["perform"],
                                                    "test_mode": ["observe"], "accuracy": [0.5]}),
               results.HISTORY_FILE: pd.DataFrame({"epoch": [1]})}
-    results.write_run(folder, summary, tables, None, "abc")
+    results.write_run(folder, summary, tables, None, results.folder_config_hash(folder))
 
 
 def test_swept_factors_are_columns_of_every_table_and_not_part_of_the_label(tmp_path):
