@@ -19,6 +19,8 @@ from mirror_sweep.sweep.aggregate import load_sweep, write_aggregate
 from tests.conftest import compose_config
 
 CONDITIONS = sorted(p.stem for p in (Path(CONFIG_DIR) / "condition").glob("*.yaml"))
+# The readout probes are swept by the mechanism preset, not by the ablation suite.
+ABLATION_CONDITIONS = sorted(set(CONDITIONS) - {"action_head_both", "sensory_head_both"})
 # Seconds per job. batch_size=8 gives 4 batches, so train.lr=1e30 fails mid-training (batch 1).
 SMALL = ["data.n_train=32", "data.n_test=20", "train.epochs=1", "train.batch_size=8",
          "model.hidden_size=8", "analysis.n_permutations=100",
@@ -48,7 +50,8 @@ def summary(folder: Path) -> dict:
 
 
 @pytest.mark.parametrize("preset, params, folder", [
-    ("ablations", {"condition": ",".join(CONDITIONS), "seed": "range(0,10)"}, "ablations"),
+    ("ablations", {"condition": ",".join(ABLATION_CONDITIONS), "seed": "range(0,10)"},
+     "ablations"),
     ("hidden_sizes", {"condition": "separate_cores,shared_bidirectional,untrained",
                       "model.hidden_size": "16,32,64,96,128,256", "seed": "range(0,10)"},
      "hidden_sizes"),
@@ -56,6 +59,8 @@ def summary(folder: Path) -> dict:
                  "env.action_process": "iid,sticky,constant", "seed": "range(0,10)"}, "actions"),
     ("architectures", {"condition": "separate_cores,shared_bidirectional,untrained",
                        "model.cell": "gru,lstm,rnn", "seed": "range(0,10)"}, "architectures"),
+    ("mechanism", {"condition": "action_head_both,sensory_head_both,shared_bidirectional,"
+                                "shared_readout,untrained", "seed": "range(0,10)"}, "mechanism"),
     ("seeds", {"seed": "range(0,20)"}, "seeds"),
     ("paper", {}, "paper"),
 ])
