@@ -104,3 +104,18 @@ def test_env_and_model_options_compose_and_validate():
         to_run_config(compose_config(["env.stay_prob=1.5"]))
     with pytest.raises((ValidationError, ConfigCompositionException), match="cell"):
         compose_config(["model.cell=transformer"])
+
+
+def test_new_keys_at_their_default_keep_the_hash_of_runs_made_before_them():
+    import yaml
+    from omegaconf import OmegaConf
+
+    from mirror_sweep.sweep.results import task_hash
+
+    task = yaml.safe_load(OmegaConf.to_yaml(compose_config()))
+    old = {**task, "env": {k: v for k, v in task["env"].items()
+                           if k not in ("action_process", "stay_prob")},
+           "model": {k: v for k, v in task["model"].items() if k != "cell"}}
+    assert task_hash(old) == task_hash(task)
+    for override in ["env.action_process=sticky", "env.stay_prob=0.5", "model.cell=lstm"]:
+        assert config_hash(compose_config([override])) != task_hash(task), override
