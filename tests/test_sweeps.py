@@ -218,3 +218,20 @@ def test_tiny_sweep_over_each_new_option_groups_by_its_factor(tmp_path, args, fa
         assert per_core["lstm"] > per_core["gru"] > per_core["rnn"]
     else:
         assert set(loaded.runs["n_actions"]) == {2, 3} and "n_actions" in keys
+
+
+@pytest.mark.slow
+def test_tiny_sweep_over_the_readout_probes_draws_the_mechanism_figure(tmp_path):
+    from mirror_sweep.report.factor_figures import draw_factor_figures
+
+    sweep_dir = tmp_path / "mechanism"
+    sweep(sweep_dir, "condition=shared_bidirectional,action_head_both,sensory_head_both")
+    loaded = load_sweep(sweep_dir)
+    assert loaded.failed.empty
+    assert set(loaded.runs["condition"]) == {"shared_bidirectional", "action_head_both",
+                                             "sensory_head_both"}
+    probe = loaded.runs.set_index("condition")
+    assert pd.notna(probe.loc["action_head_both", "final_train_action_head_on_perform_loss"])
+    assert pd.notna(probe.loc["sensory_head_both", "final_train_sensory_head_on_observe_loss"])
+    paths = draw_factor_figures(loaded, tmp_path / "figures", n_boot=50)
+    assert {p.name for p in paths} == {"mechanism_readout.png", "mechanism_readout.pdf"}
