@@ -57,6 +57,15 @@ def factor_order(values: pd.Series, factor: str) -> list:
         return sorted(present, key=str)
 
 
+def numeric(values: list) -> bool:
+    """True when the factor's values are numbers (an ordered axis: the means are joined)."""
+    try:
+        [float(v) for v in values]
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def seeds_range(n: pd.Series) -> str:
     low, high = int(n.min()), int(n.max())
     return f"n = {low} seeds" if low == high else f"n = {low}–{high} seeds"
@@ -101,6 +110,7 @@ def plot_metric_vs_factor(ax, runs: pd.DataFrame, stats: pd.DataFrame, factor: s
         ax.errorbar(gx, mean, yerr=[mean - group["ci_low"].to_numpy(dtype=float),
                                    group["ci_high"].to_numpy(dtype=float) - mean],
                     color=color, marker="o", ms=4, capsize=2, lw=1.2,
+                    ls="-" if numeric(order) and factor != "condition" else "none",
                     label=f"{series_name(key, others)} ({seeds_range(group['n'])})")
     if chance is not None and chance in runs and runs[chance].notna().any():
         ax.axhline(runs[chance].mean(), color="0.4", ls=":", lw=1, label="chance")
