@@ -56,3 +56,5 @@ def test_other_thresholds_leave_the_fractions_unmeasured_and_factors_split_rows(
     text = signature_markdown(table)
     assert "## Which design reproduces the paper's pattern" in text
     assert text.count("| shared_bidirectional |") == 2
+    rows = [line.replace("\\|", "") for line in text.splitlines() if line.startswith("|")]
+    assert len({row.count("|") for row in rows}) == 1  # every row has the header's columns

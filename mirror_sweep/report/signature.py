@@ -135,7 +135,7 @@ def signature_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines + [""])
 
 
-SHORT = {"frac_abs_r_gt": "|r|>0.6", "frac_r_gt": "r>0.75", "min_r": "min r",
+SHORT = {"frac_abs_r_gt": "\\|r\\| > 0.6", "frac_r_gt": "r > 0.75", "min_r": "min r",
          "n_anti_mirror": "n anti", "decode_perform_to_observe_above_chance": "decode p→o − chance"}
 
 
