@@ -86,3 +86,17 @@ def test_any_metric_against_any_column_of_the_runs_table():
     assert len(by_condition.axes[0].containers) == 3  # one series per K
     with pytest.raises(ValueError, match="nonexistent"):
         factor_figures.metric_against_factor(runs, "nonexistent", "n_actions")
+
+
+def test_chance_is_drawn_at_each_factor_value():
+    runs = planted(["shared_bidirectional"], "n_actions", (2, 4))
+    runs["decode_perform_to_observe_chance"] = 1 / runs["n_actions"]
+    stats = robustness(runs, ["decode_perform_to_observe_accuracy"], n_boot=50)
+    ax = Figure().subplots()
+    factor_figures.plot_metric_vs_factor(ax, runs, stats, "n_actions",
+                                         "decode_perform_to_observe_accuracy", "y",
+                                         "decode_perform_to_observe_chance")
+    segments = [seg for c in ax.collections if type(c).__name__ == "LineCollection"
+                for seg in c.get_segments() if len(seg) == 2 and seg[0][1] == seg[1][1]
+                and seg[1][0] - seg[0][0] == pytest.approx(0.8)]
+    assert sorted(seg[0][1] for seg in segments) == [0.25, 0.5]

@@ -113,7 +113,12 @@ def plot_metric_vs_factor(ax, runs: pd.DataFrame, stats: pd.DataFrame, factor: s
                     ls="-" if numeric(order) and factor != "condition" else "none",
                     label=f"{series_name(key, others)} ({seeds_range(group['n'])})")
     if chance is not None and chance in runs and runs[chance].notna().any():
-        ax.axhline(runs[chance].mean(), color="0.4", ls=":", lw=1, label="chance")
+        # chance depends on K: a dotted segment at each x value (its runs' mean chance)
+        levels = runs.groupby(factor)[chance].mean()
+        for i, value in enumerate(order):
+            if value in levels.index and pd.notna(levels[value]):
+                ax.hlines(levels[value], i - 0.4, i + 0.4, color="0.4", ls=":", lw=1,
+                          label="chance" if i == 0 else None)
     ax.set_xticks(range(len(order)))
     ax.set_xticklabels([label(str(v)) if factor == "condition" else str(v) for v in order],
                        rotation=30 if factor == "condition" else 0,
