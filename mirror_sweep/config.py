@@ -33,6 +33,18 @@ class Dynamics(enum.Enum):
     randomized = "randomized"  # effect drawn afresh at each step, independent of the action
 
 
+class ActionProcess(enum.Enum):
+    iid = "iid"  # a fresh uniform action at every step (the default; the paper does not say)
+    sticky = "sticky"  # keep the previous action with probability env.stay_prob, else switch
+    constant = "constant"  # one uniform action for the whole sequence
+
+
+class Cell(enum.Enum):
+    gru = "gru"  # the paper's core
+    lstm = "lstm"  # the analysed hidden state is h (the output), not the cell state c
+    rnn = "rnn"  # a vanilla (Elman) RNN with tanh
+
+
 class Pairing(enum.Enum):
     paired = "paired"  # observe input is the sensory sequence the perform actions generated
     independent = "independent"  # observe sequences come from independently drawn actions
@@ -46,6 +58,13 @@ class EnvConfig:
 
     dynamics: Dynamics = Dynamics.linear
     n_actions: int = 4  # "a small set"; the paper leaves K open
+    # How actions follow one another: the paper says only that a_t is "discrete, from a small
+    # set", not how actions are drawn over time. iid: a fresh uniform action every step (our
+    # default); sticky: keep the previous action with probability stay_prob, else switch to one
+    # of the K - 1 others (P(a_t = a_{t-1}) = stay_prob; stay_prob = 1/K is i.i.d.); constant:
+    # one action per sequence. Every process keeps each action's frequency uniform over K.
+    action_process: ActionProcess = ActionProcess.iid
+    stay_prob: float = 0.9  # used by action_process=sticky only
     sensory_dim: int = 16  # paper
     seq_len: int = 12  # paper
     decay: float = 0.9  # paper: A = 0.9 I
@@ -57,6 +76,9 @@ class EnvConfig:
 class ModelConfig:
     shared_core: bool = True  # paper: one GRU core used in both perform and observe modes
     hidden_size: int = 96  # paper: H = 96 (also the action-embedding and sensory-projection width)
+    # gru (the paper's) | lstm (the analysed state is h, not c) | rnn (tanh). Equal H, not equal
+    # parameters: per core 3 (2H^2 + 2H) GRU, 4 (2H^2 + 2H) LSTM, 2H^2 + 2H tanh-RNN weights.
+    cell: Cell = Cell.gru
 
 
 @dataclass

@@ -69,6 +69,7 @@ RULES: tuple[Rule, ...] = (
     Rule("env.decay", _between(0, 1, high_open=True), "must lie in [0, 1) (stable dynamics)"),
     Rule("env.effect_scale", _non_negative, "must be a finite number >= 0"),
     Rule("env.noise_std", _non_negative, "must be a finite number >= 0"),
+    Rule("env.stay_prob", _between(0, 1), "must lie in [0, 1]"),
     Rule("model.hidden_size", _int_at_least(1), "must be a positive integer"),
     Rule("objective.forward_weight", _non_negative, "must be a finite number >= 0"),
     Rule("objective.inverse_weight", _non_negative, "must be a finite number >= 0"),

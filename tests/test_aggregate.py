@@ -166,7 +166,8 @@ def test_failed_killed_and_corrupted_runs_are_listed_and_the_rest_aggregated(tmp
 def test_robustness_ci_brackets_the_mean_and_matches_a_plain_loop(tmp_path):
     runs = load_sweep(make_sweep(tmp_path, seeds=range(5))).runs
     table = robustness(runs, ["max_r", "frac_abs_r_gt"], n_boot=2000, seed=7, ci="percentile")
-    assert list(table.columns) == ["condition", "metric", "n", "mean", "sd", "ci_low", "ci_high"]
+    assert list(table.columns) == ["condition", "metric", "n", "mean", "sd", "ci_low", "ci_high",
+                                   "grouped_by"]
     assert len(table) == 4 and (table.n == 5).all()
     assert (table.ci_low <= table["mean"]).all() and (table["mean"] <= table.ci_high).all()
     for _, row in table.iterrows():

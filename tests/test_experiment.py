@@ -4,6 +4,7 @@ import pytest
 
 from mirror_sweep.config import to_run_config
 from mirror_sweep.run.experiment import run_experiment
+from mirror_sweep.run.model import core_parameters
 from tests.conftest import GROUPS, compose_config, group_options
 
 
@@ -51,3 +52,20 @@ def test_adding_the_ablation_stream_kept_the_other_seeds():
     seeds = RunSeeds.from_seed(7)
     old = [int(c.generate_state(1)[0]) for c in np.random.SeedSequence(7).spawn(5)]
     assert [seeds.env, seeds.data, seeds.init, seeds.batches, seeds.analysis] == old
+
+
+@pytest.mark.parametrize("overrides", [
+    ["model.cell=lstm"], ["model.cell=rnn", "condition=separate_cores"],
+    ["env.action_process=sticky", "env.stay_prob=0.5"], ["env.action_process=constant"],
+    ["env.n_actions=2"],
+])
+def test_every_new_env_and_model_option_runs_a_tiny_job(overrides):
+    cfg = to_run_config(compose_config([*overrides, "analysis.n_permutations=50"]))
+    result = run_experiment(cfg)
+    assert len(result.units) == cfg.model.hidden_size == 8
+    assert result.activations["perform_hidden"].shape == (20, 12, 8)
+    n_cores = 1 if cfg.model.shared_core else 2
+    assert result.summary["n_core_parameters"] == n_cores * core_parameters(cfg.model.cell.value, 8)
+    if cfg.env.action_process.value == "constant":
+        actions = result.activations["perform_actions"]
+        assert (actions == actions[:, :1]).all()

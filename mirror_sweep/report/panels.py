@@ -22,6 +22,7 @@ CONDITION_LABELS = {
     "shuffled_observe": "shuffled observe", "independent_pairing": "pairing error",
     "independent_train_pairing": "pairing error (train)",
     "randomized_dynamics": "random dynamics", "shared_readout": "shared readout",
+    "action_head_both": "action head both modes", "sensory_head_both": "sensory head both modes",
     "untrained": "untrained",
 }
 PERFORM_COLOR, OBSERVE_COLOR = "#1b6ca8", "#d1495b"

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from mirror_sweep.config import AnalysisConfig
+from mirror_sweep.sweep.factors import at_reference
 
 # The paper's main condition (conf/condition/shared_bidirectional.yaml) and the label
 # aggregation gives a run without varying overrides (sweep/aggregate.py condition_labels).
@@ -88,13 +89,17 @@ def paper_size_runs(runs: pd.DataFrame, hidden_size: int | None = None
     """The runs that stand for the paper when a sweep varies the hidden size.
 
     Every run when the hidden size does not vary; else those at `hidden_size` (default the
-    paper's H = 96), none when no run has it. Returns (runs, note); note is "" when nothing was
-    dropped.
+    paper's H = 96), none when no run has it. Any other swept factor (K, action process, cell:
+    sweep/factors.py) is then held at its reference value (factors.at_reference). Returns
+    (runs, note); note is "" when nothing was dropped.
     """
-    if "hidden_size" not in runs or runs["hidden_size"].nunique() <= 1:
-        return runs, ""
-    h = HIDDEN_SIZE if hidden_size is None else hidden_size
-    keep = runs["hidden_size"] == h
-    if not keep.any():
-        return runs.iloc[0:0], f"hidden size varies and no run has H = {h}"
-    return runs[keep], f"hidden size varies: H = {h} runs only"
+    notes = []
+    if "hidden_size" in runs and runs["hidden_size"].nunique() > 1:
+        h = HIDDEN_SIZE if hidden_size is None else hidden_size
+        keep = runs["hidden_size"] == h
+        if not keep.any():
+            return runs.iloc[0:0], f"hidden size varies and no run has H = {h}"
+        runs = runs[keep]
+        notes.append(f"hidden size varies: H = {h} runs only")
+    runs, other = at_reference(runs)
+    return runs, "; ".join(notes + ([other] if other else []))

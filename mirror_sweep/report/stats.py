@@ -13,6 +13,7 @@ import pandas as pd
 
 from mirror_sweep.report.claims import CLAIMS, derive_metrics, needed_metrics
 from mirror_sweep.sweep.contrasts import CONTRAST_COLUMNS, contrasts
+from mirror_sweep.sweep.factors import FACTORS
 from mirror_sweep.sweep.summaries import DEFAULT_CI, HEADLINE_METRICS, ROBUSTNESS_STATS, robustness
 
 # The per-run metrics Figures 2-3 summarise across seeds.
@@ -37,7 +38,8 @@ def report_stats(runs: pd.DataFrame, n_boot: int = 10_000, seed: int = 0,
     (CI method `ci`, summaries.CI_METHODS; `units`: the aggregated units table, for the
     metrics counted over units).
 
-    Columns: condition, [hidden_size when it varies], metric, n, mean, sd, ci_low, ci_high.
+    Columns: condition, [each swept factor that varies], metric, n, mean, sd, ci_low, ci_high,
+    grouped_by.
     """
     return robustness(derive_metrics(runs, units=units), metrics=REPORT_METRICS, n_boot=n_boot,
                       seed=seed, ci=ci)
@@ -65,13 +67,13 @@ def headline_stats(stats: pd.DataFrame) -> pd.DataFrame:
 
 
 def stats_of(stats: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """The rows of `stats` for the hidden size of `runs` (one size: paper.paper_size_runs),
-    without the hidden_size column."""
-    if "hidden_size" not in stats:
-        return stats
-    part = stats[stats["hidden_size"].isin(set(runs["hidden_size"]))] if "hidden_size" in runs \
-        else stats.iloc[0:0]
-    return part.drop(columns="hidden_size").reset_index(drop=True)
+    """The rows of `stats` for the factor values of `runs` (one hidden size, and one value of any
+    other swept factor: paper.paper_size_runs), without the factor columns."""
+    factors = [column for column in FACTORS if column in stats]
+    for column in factors:
+        stats = stats[stats[column].isin(set(runs[column]))] if column in runs \
+            else stats.iloc[0:0]
+    return stats.drop(columns=factors).reset_index(drop=True)
 
 
 def empty_stats() -> pd.DataFrame:

@@ -72,7 +72,7 @@ def build_model(cfg: RunConfig, init_seed: int) -> MirrorGRU:
 
     torch.manual_seed(init_seed)
     return MirrorGRU(cfg.env.n_actions, cfg.env.sensory_dim, cfg.model.hidden_size,
-                     cfg.model.shared_core)
+                     cfg.model.shared_core, cfg.model.cell.value)
 
 
 def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
@@ -147,6 +147,7 @@ def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
     units.insert(units.columns.get_loc("r") + 1, "r_untrained", untrained_r)
     summary = {
         "n_parameters": sum(p.numel() for p in model.parameters()),
+        "n_core_parameters": sum(p.numel() for core in model.cores() for p in core.parameters()),
         "analysis_seed": seeds.analysis,  # the seed of the analyses' random streams
         **training_scalars(history, final_test, loss_names(cfg.objective)),
         **result.summary,

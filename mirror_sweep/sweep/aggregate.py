@@ -20,18 +20,20 @@ import yaml
 
 from mirror_sweep.sweep import results
 from mirror_sweep.sweep.contrasts import contrasts
+from mirror_sweep.sweep.factors import FACTORS, factor_values
 from mirror_sweep.sweep.summaries import DEFAULT_CI, robustness
 
 HYDRA_DIR = ".hydra"
 GROUP_CHOICES = ["env", "model", "objective", "data_pairing"]
-RUN_COLUMNS = ["run_id", "condition", "seed", *GROUP_CHOICES, "hidden_size"]
+RUN_COLUMNS = ["run_id", "condition", "seed", *GROUP_CHOICES, *FACTORS]
 FAILED_COLUMNS = ["run_id", "condition", "seed", "status", "error"]
 AGGREGATE_DIR = "aggregate"
 # per-run tables concatenated across runs (RunRecord attributes), each written as NAME.csv
 PER_RUN_TABLES = ["units", "decoding", "history", "subset_decoding", "ablation"]
-# Override keys left out of condition labels: the seed is the replicate, hidden_size has its own
-# column, `condition` is the label's head, and these others never change a run's numbers.
-_UNLABELLED_KEYS = {"seed", "model.hidden_size", "condition", "train.progress", "output.resume",
+# Override keys left out of condition labels: the seed is the replicate, each factor (hidden size,
+# K, action process, cell; sweep/factors.py) has its own column, `condition` is the label's head,
+# and these others never change a run's numbers.
+_UNLABELLED_KEYS = {"seed", *FACTORS.values(), "condition", "train.progress", "output.resume",
                     "output.save_activations"}
 
 
@@ -156,10 +158,9 @@ def flatten(config: dict, prefix: str = "") -> dict[str, Any]:
 
 def run_level(job: Job, label: str) -> dict[str, Any]:
     """The RUN_COLUMNS values of a job."""
-    model = job.config.get("model") or {}
     return {"run_id": job.run_id, "condition": label, "seed": job.config.get("seed"),
             **{group: job.choices.get(group) for group in GROUP_CHOICES},
-            "hidden_size": model.get("hidden_size")}
+            **factor_values(job.config)}
 
 
 def failure(job: Job, level: dict[str, Any], root: Path) -> dict[str, Any] | None:

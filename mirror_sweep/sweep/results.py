@@ -16,6 +16,7 @@ current one. `job_dirname` is the rule that names a sweep's job folders from the
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -31,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
+
+from mirror_sweep.config import RunConfig
 
 if TYPE_CHECKING:  # pandas (~0.4 s) is imported where a table is read, not by every job's start
     import pandas as pd
@@ -169,6 +172,15 @@ def read_status(folder: Path) -> dict:
     return status
 
 
+@functools.cache
+def later_key_defaults() -> dict[str, Any]:
+    """Keys added after runs were made, with their schema defaults (config.py): at the default
+    they are left out of the hash, so a run from before the key existed keeps its hash."""
+    defaults = RunConfig()
+    return {"env.action_process": defaults.env.action_process.value,
+            "env.stay_prob": defaults.env.stay_prob, "model.cell": defaults.model.cell.value}
+
+
 def task_hash(task: dict) -> str:
     """Stable hash of a task config (plain data, no `hydra` node), minus RESULT_NEUTRAL_KEYS."""
     task = json.loads(json.dumps(task, default=str))  # a deep copy as plain JSON data
@@ -180,6 +192,10 @@ def task_hash(task: dict) -> str:
     objective = task.get("objective")
     if isinstance(objective, dict) and not objective.get("extra_terms", True):
         objective.pop("extra_terms")  # runs from before the key existed keep their hash
+    for key, default in later_key_defaults().items():  # the same for these keys at default
+        section, name = key.split(".")
+        if isinstance(task.get(section), dict) and task[section].get(name, default) == default:
+            task[section].pop(name, None)
     text = json.dumps(task, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -1,7 +1,8 @@
 """Across-seed summaries of a sweep's per-run table (pure pandas/numpy, no files, no torch).
 
-`robustness` gives, per condition (and hidden size when it varies), each metric's mean, sd and
-a CI of the mean over seeds; the seed is the unit of replication. `mean_ci` is the one place a CI
+`robustness` gives, per condition and per value of every factor the sweep varies (hidden size, K,
+action process, cell type: sweep/factors.py), each metric's mean, sd and a CI of the mean over
+seeds; the seed is the unit of replication. `mean_ci` is the one place a CI
 of a mean is computed (also for the paired contrasts of sweep/contrasts.py), by one of
 CI_METHODS: "t" (Student t, the default: at n ~ 10 seeds the percentile bootstrap is ~15%
 too narrow, see docs/figures_and_claims.md), "bca" (bias-corrected and accelerated bootstrap)
@@ -17,7 +18,10 @@ import scipy.stats
 CI_METHODS = ("t", "bca", "percentile")
 DEFAULT_CI = "t"
 
+from mirror_sweep.sweep.factors import varying_factors
+
 ROBUSTNESS_STATS = ["metric", "n", "mean", "sd", "ci_low", "ci_high"]
+GROUPED_BY = "grouped_by"  # last column of a grouped table: its grouping keys, comma-separated
 # The headline metrics of summary.json that `robustness` summarises (those present are used).
 HEADLINE_METRICS = [
     "frac_abs_r_gt", "frac_r_gt", "max_r", "min_r", "n_sig_mirror_bh", "excess_frac_abs_r_gt",
@@ -37,9 +41,9 @@ HEADLINE_METRICS = [
 
 
 def robustness_keys(runs: pd.DataFrame) -> list[str]:
-    """Group by condition, and by hidden_size too when it varies across the runs."""
-    varies = "hidden_size" in runs and runs["hidden_size"].nunique(dropna=False) > 1
-    return ["condition", "hidden_size"] if varies else ["condition"]
+    """Group by condition and by every factor that varies across the runs (factors.FACTORS order:
+    hidden_size, cell, n_actions, action_process, stay_prob); the seed is never a key."""
+    return ["condition", *varying_factors(runs)]
 
 
 def bootstrap_means(values: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
@@ -127,12 +131,13 @@ def summarise(values: np.ndarray, n_boot: int, seed: int, level: float,
 
 def robustness(runs: pd.DataFrame, metrics: list[str] | None = None, n_boot: int = 10_000,
                seed: int = 0, level: float = 0.95, ci: str = DEFAULT_CI) -> pd.DataFrame:
-    """Across-seed summary per condition (and hidden_size when it varies): one row per metric.
+    """Across-seed summary per condition and varying factor (robustness_keys): one row per metric.
 
-    Columns: condition, [hidden_size], metric, n (runs with a finite value), mean, sd (ddof=1),
-    ci_low, ci_high (CI of the mean at `level` by method `ci`, see ``mean_ci``; the bootstrap
-    methods use `n_boot` resamples, seeded). metrics: default HEADLINE_METRICS; only those
-    present in `runs` are used.
+    Columns: condition, [each varying factor], metric, n (runs with a finite value), mean, sd
+    (ddof=1), ci_low, ci_high (CI of the mean at `level` by method `ci`, see ``mean_ci``; the
+    bootstrap methods use `n_boot` resamples, seeded), grouped_by (the grouping keys, e.g.
+    "condition,hidden_size"). metrics: default HEADLINE_METRICS; only those present in `runs`
+    are used.
     """
     check_ci_method(ci)
     keys = robustness_keys(runs)
@@ -144,4 +149,5 @@ def robustness(runs: pd.DataFrame, metrics: list[str] | None = None, n_boot: int
             for metric, (n, mean, sd, low, high) in zip(metrics, stats):
                 rows.append([*group_values, metric, int(n), mean, sd, low, high])
     table = pd.DataFrame(rows, columns=keys + ROBUSTNESS_STATS)
+    table[GROUPED_BY] = ",".join(keys)
     return table.astype({"n": int}) if len(table) else table
