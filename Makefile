@@ -6,7 +6,7 @@ TORCH ?= torch==2.13.0
 SWEEP ?= multirun/paper-ablations
 BIN = $(VENV)/bin
 
-.PHONY: setup main paper sweep report test bench bench-aggregate
+.PHONY: setup main paper sweep report test bench bench-quick bench-aggregate
 
 setup: $(VENV)/.installed
 
@@ -32,8 +32,13 @@ report: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
+# Issue 15's targets with PASS/MISS beside each ratio; writes benchmarks/RESULTS.md. Options via
+# BENCH_ARGS, e.g. `make bench BENCH_ARGS=--full-sweep` (adds the 90-job ablation sweep).
 bench: setup
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+bench-quick: setup
+	$(BIN)/python -m benchmarks.run --quick $(BENCH_ARGS)
 
 # Aggregation at scale: 10^4 synthetic runs (a few minutes, most of it writing the runs).
 bench-aggregate: setup

@@ -32,11 +32,18 @@ def run_sweep(launcher: str, n_jobs: int, job_overrides: list[str]) -> dict:
     and analysis times their summary.json reports), torch_threads (set of values), launcher args.
     """
     seeds = ",".join(str(seed) for seed in range(n_jobs))
+    result = run_multirun([f"seed={seeds}", *job_overrides, *launcher_args(launcher)], n_jobs)
+    return {**result, "launcher": " ".join(launcher_args(launcher)) or "(basic)"}
+
+
+def run_multirun(overrides: list[str], n_jobs: int) -> dict:
+    """`mirror-sweep -m OVERRIDES` into a temporary sweep folder: wall_s, n_jobs, n_complete,
+    compute_s (sum of the jobs' data + training + analysis seconds), torch_threads."""
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as folder:
-        cmd = [CLI, "-m", f"seed={seeds}", *job_overrides, *launcher_args(launcher),
-               f"hydra.sweep.dir={folder}", "hydra.job_logging.root.level=WARNING"]
+        cmd = [CLI, "-m", *overrides, f"hydra.sweep.dir={folder}",
+               "hydra.job_logging.root.level=WARNING"]
         start = time.perf_counter()
-        done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600,
+        done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=7200,
                               check=False)
         wall = time.perf_counter() - start
         if done.returncode != 0:
@@ -44,8 +51,15 @@ def run_sweep(launcher: str, n_jobs: int, job_overrides: list[str]) -> dict:
         summaries = [json.loads(path.read_text()) for path in Path(folder).glob("*/summary.json")]
     compute = sum(s["time_data_s"] + s["time_train_s"] + s["time_analysis_s"] for s in summaries)
     return {"wall_s": wall, "n_jobs": n_jobs, "n_complete": len(summaries), "compute_s": compute,
-            "torch_threads": sorted({s["torch_threads"] for s in summaries}),
-            "launcher": " ".join(launcher_args(launcher)) or "(basic)"}
+            "torch_threads": sorted({s["torch_threads"] for s in summaries})}
+
+
+def ablation_subset(conditions: list[str], seeds: list[int], workers: int = 2) -> dict:
+    """Jobs of the ablation sweep (+experiment=ablations, full size) under joblib_local."""
+    overrides = ["+experiment=ablations", f"condition={','.join(conditions)}",
+                 f"seed={','.join(map(str, seeds))}", "hydra/launcher=joblib_local",
+                 f"hydra.launcher.n_jobs={workers}"]
+    return run_multirun(overrides, len(conditions) * len(seeds))
 
 
 def per_job_overhead(sweep: dict, parallel: int) -> float:
@@ -77,3 +91,11 @@ def startup_times(repeats: int) -> dict[str, float]:
             [sys.executable, "-c", "import mirror_sweep.app, mirror_sweep.run.experiment"], repeats),
         "cfg_job_s": time_command([CLI, "--cfg", "job"], repeats),
     }
+
+
+def ablation_conditions() -> list[str]:
+    """The conditions the ablation preset sweeps (conf/experiment/ablations.yaml)."""
+    import yaml
+
+    preset = yaml.safe_load((CONFIG_DIR / "experiment" / "ablations.yaml").read_text())
+    return preset["hydra"]["sweeper"]["params"]["condition"].split(",")

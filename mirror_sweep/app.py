@@ -38,6 +38,7 @@ from mirror_sweep.sweep import provenance, results
 from mirror_sweep.sweep.lock import JobLock, LockHeld
 
 log = logging.getLogger("mirror_sweep")
+errors.guard_stdout()  # `mirror-sweep ... | head` never stops a run (nor its log handlers)
 register_configs()
 # Sweep job folders are named by results.job_dirname (conf/config.yaml: hydra.sweep.subdir).
 OmegaConf.register_new_resolver(
@@ -71,7 +72,9 @@ def execute(cfg: RunConfig, folder: Path, digest: str, threads: int,
                "provenance": {**provenance.environment(), "started": record["started"],
                               "ended": time.time()}}
     tables = {results.UNITS_FILE: result.units, results.DECODING_FILE: result.decoding,
-              results.HISTORY_FILE: result.history, results.NULL_FILE: result.top_null}
+              results.HISTORY_FILE: result.history, results.NULL_FILE: result.top_null,
+              results.SUBSET_DECODING_FILE: result.subset_decoding,
+              results.ABLATION_FILE: result.ablation}
     activations = result.activations if keeps_activations(cfg.output.save_activations,
                                                           cfg.seed) else None
     write_hydra_record(folder)  # this job's config, even if another process rewrote .hydra/
@@ -181,7 +184,8 @@ def run_job(cfg: DictConfig, folder: Path, in_sweep: bool) -> dict | None:
     _JOB["task"] = task_config(cfg)
     write_hydra_record(folder)
     digest = job_digest(cfg)
-    policy = str(OmegaConf.select(cfg, "output.resume", default=Resume.code.value))
+    policy = OmegaConf.select(cfg, "output.resume", default=Resume.code)
+    policy = policy.value if isinstance(policy, Resume) else str(policy)
     code = provenance.code_version()
     state = results.run_state(folder, digest, code if policy == Resume.code.value else None)
     if in_sweep and state.complete and policy != Resume.never.value:

@@ -7,25 +7,48 @@ import os
 import sys
 from pathlib import Path
 
-from mirror_sweep.report.stats import headline_stats, report_stats
+from mirror_sweep import errors
+from mirror_sweep.report.stats import headline_stats, report_contrasts, report_stats
+from mirror_sweep.sweep import results
 from mirror_sweep.sweep.aggregate import Aggregate, SweepError, aggregate_sweep, read_aggregate
+from mirror_sweep.sweep.summaries import CI_METHODS, DEFAULT_CI
+
+
+def count(low: int, what: str):
+    """An argparse type: an integer >= low (a one-line usage error otherwise)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value}: {what}")
+        return value
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mirror-aggregate",
         description="Aggregate a mirror-sweep sweep folder into tidy CSV tables: runs, units, "
-                    "decoding, history, robustness (cross-seed mean, sd, bootstrap CI) and failed.")
+                    "decoding, history, subset_decoding, ablation, robustness (cross-seed mean, "
+                    "sd, CI), contrasts (seed-paired), failed and duplicates; then the claims "
+                    "report and the figures.")
     parser.add_argument("sweep_dir", type=Path, help="a sweep folder (or a single run's folder)")
     parser.add_argument("--out", type=Path, default=None,
                         help="where to write the tables (default: SWEEP_DIR/aggregate)")
-    parser.add_argument("--n-boot", type=int, default=10_000,
-                        help="bootstrap resamples for the 95%% CIs (default: 10000)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default: 0)")
+    parser.add_argument("--n-boot", type=count(1, "must be at least 1"), default=10_000,
+                        help="bootstrap resamples for bca/percentile CIs (default: 10000)")
+    parser.add_argument("--ci", choices=CI_METHODS, default=DEFAULT_CI,
+                        help="CI of an across-seed mean: t (Student t), bca or percentile "
+                             f"(bootstrap) (default: {DEFAULT_CI})")
+    parser.add_argument("--seed", type=count(0, "must be >= 0"), default=0,
+                        help="seed of the bootstrap (default: 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on large sweeps")
     parser.add_argument("--no-figures", action="store_true",
                         help="write the claims report but skip the figures (faster)")
-    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+    parser.add_argument("--workers", type=count(1, "must be at least 1"),
+                        default=min(2, os.cpu_count() or 1),
                         help="processes that verify runs in parallel (default: min(2, cores))")
     return parser
 
@@ -34,53 +57,76 @@ def print_summary(result: Aggregate) -> None:
     """Table sizes, failures, duplicates and where the files are."""
     sweep, out_dir = result.sweep, result.out
     n_dup = len(sweep.duplicates)
-    print(f"aggregated {sweep.path}: {len(sweep.runs)} complete runs, "
-          f"{len(sweep.failed) - n_dup} failed or incomplete"
-          f"{f', {n_dup} duplicates' if n_dup else ''} ({result.n_cached} unchanged runs "
-          "not re-verified)")
-    for name in ["runs", "units", "decoding", "history", "failed", "duplicates"]:
-        rows, columns = result.shapes[name]
-        print(f"  {name + '.csv':<16} {rows:>7} rows x {columns} columns")
-    print(f"  robustness.csv   per condition across seeds\n  files: {out_dir}")
+    errors.say(f"aggregated {sweep.path}: {len(sweep.runs)} complete runs, "
+               f"{len(sweep.failed) - n_dup} failed or incomplete"
+               f"{f', {n_dup} duplicates' if n_dup else ''} ({result.n_cached} unchanged runs "
+               "not re-verified)")
+    for name, (rows, columns) in result.shapes.items():
+        errors.say(f"  {name + '.csv':<22} {rows:>7} rows x {columns} columns")
+    errors.say(f"  {'robustness.csv':<22} per condition across seeds\n"
+               f"  {'contrasts.csv':<22} seed-paired differences between conditions\n"
+               f"  files: {out_dir}")
     if n_dup:
-        print(f"  {n_dup} duplicate runs (same config as an earlier run_id) counted once: see "
-              f"{out_dir / 'duplicates.csv'}")
+        errors.say(f"  {n_dup} duplicate runs (same config as an earlier run_id) counted once: "
+                   f"see {out_dir / 'duplicates.csv'}")
     if len(sweep.failed) > n_dup:
-        print(f"  see {out_dir / 'failed.csv'} for the {len(sweep.failed) - n_dup} failed runs' "
-              "errors")
+        errors.say(f"  see {out_dir / 'failed.csv'} for the {len(sweep.failed) - n_dup} failed "
+                   "runs' errors")
 
 
 def aggregate_main(argv: list[str] | None = None) -> int:
-    """`mirror-aggregate SWEEP_DIR`: 0 on success, 1 if no run is complete, 2 on a bad folder."""
+    """`mirror-aggregate SWEEP_DIR`: exit codes of mirror_sweep.errors (0 done, 1 no complete
+    run, 2 bad folder or option, 3 a folder that cannot be written)."""
     args = build_parser().parse_args(argv)
-    # One bootstrap per aggregation: robustness.csv, the claims and the figures read this table.
-    stats = {}
-
-    def summarise(runs):
-        stats["table"] = report_stats(runs, n_boot=args.n_boot, seed=args.seed)
-        return headline_stats(stats["table"])
-
     try:
+        return _aggregate(args)
+    except OSError as error:
+        message = errors.filesystem_message(error)
+        if message is None:
+            raise
+        print(f"mirror-aggregate: {message}", file=sys.stderr)
+        return errors.EXIT_FILESYSTEM
+
+
+def _aggregate(args: argparse.Namespace) -> int:
+    try:  # the per-run tables are streamed to CSV; robustness is written below, with the claims'
         result = aggregate_sweep(args.sweep_dir, args.out, n_boot=args.n_boot, seed=args.seed,
-                                 workers=max(1, args.workers),
-                                 progress_every=0 if args.quiet else 100, summary=summarise)
+                                 workers=args.workers, progress_every=0 if args.quiet else 100,
+                                 summary=lambda runs: None)
     except SweepError as error:
         print(f"mirror-aggregate: {error}", file=sys.stderr)
-        return 2
+        return errors.EXIT_BAD_INPUT
     sweep, out_dir = result.sweep, result.out
+    # Figures need the per-unit and per-decoder tables (read back from the CSVs); the claims only
+    # each unit's r.
+    if not sweep.runs.empty and not args.no_figures:
+        sweep = read_aggregate(out_dir, sweep)
+        units = sweep.units
+    else:
+        units = read_unit_r(out_dir / "units.csv") if not sweep.runs.empty else None
+    # One bootstrap per aggregation: robustness.csv, the claims and the figures read this table.
+    # The same for the seed-paired contrasts: contrasts.csv and the claims' paired rules.
+    common = {"n_boot": args.n_boot, "seed": args.seed, "ci": args.ci, "units": units}
+    stats = report_stats(sweep.runs, **common)
+    paired = report_contrasts(sweep.runs, **common)
+    results.write_table(out_dir / "robustness.csv", headline_stats(stats))
+    results.write_table(out_dir / "contrasts.csv", paired)
     print_summary(result)
-    # The figures and claims stage reads `sweep` and writes into `out_dir`; claims need only the
-    # runs table, figures the per-unit and per-decoder tables too (read back from the CSVs).
     if not sweep.runs.empty:
         from mirror_sweep.report.write import write_report  # matplotlib only when reporting
 
-        if not args.no_figures:
-            sweep = read_aggregate(out_dir, sweep)
-        write_report(sweep, out_dir, figures=not args.no_figures, stats=stats["table"])
+        write_report(sweep, out_dir, figures=not args.no_figures, stats=stats, paired=paired)
     if sweep.runs.empty:
         print(f"mirror-aggregate: no complete run in {sweep.path}", file=sys.stderr)
-        return 1
-    return 0
+        return errors.EXIT_RUN_FAILED
+    return errors.EXIT_OK
+
+
+def read_unit_r(path: Path):
+    """run_id and r of the aggregated units table (what the claims read of it)."""
+    import pandas as pd
+
+    return pd.read_csv(path, usecols=["run_id", "r"])
 
 
 if __name__ == "__main__":

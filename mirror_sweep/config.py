@@ -7,8 +7,8 @@ fails before any data is drawn.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 # imported by any stage, e.g. the analysis's keyword defaults, without loading Hydra.
 if TYPE_CHECKING:
     from omegaconf import DictConfig
+
+from mirror_sweep import validation
 
 # The Hydra config tree ships inside the package, so an installed wheel finds it.
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
@@ -29,6 +31,18 @@ class ConfigError(ValueError):
 class Dynamics(enum.Enum):
     linear = "linear"  # s_t = A s_{t-1} + effect(a_t) + noise
     randomized = "randomized"  # effect drawn afresh at each step, independent of the action
+
+
+class ActionProcess(enum.Enum):
+    iid = "iid"  # a fresh uniform action at every step (the default; the paper does not say)
+    sticky = "sticky"  # keep the previous action with probability env.stay_prob, else switch
+    constant = "constant"  # one uniform action for the whole sequence
+
+
+class Cell(enum.Enum):
+    gru = "gru"  # the paper's core
+    lstm = "lstm"  # the analysed hidden state is h (the output), not the cell state c
+    rnn = "rnn"  # a vanilla (Elman) RNN with tanh
 
 
 class Pairing(enum.Enum):
@@ -44,6 +58,13 @@ class EnvConfig:
 
     dynamics: Dynamics = Dynamics.linear
     n_actions: int = 4  # "a small set"; the paper leaves K open
+    # How actions follow one another: the paper says only that a_t is "discrete, from a small
+    # set", not how actions are drawn over time. iid: a fresh uniform action every step (our
+    # default); sticky: keep the previous action with probability stay_prob, else switch to one
+    # of the K - 1 others (P(a_t = a_{t-1}) = stay_prob; stay_prob = 1/K is i.i.d.); constant:
+    # one action per sequence. Every process keeps each action's frequency uniform over K.
+    action_process: ActionProcess = ActionProcess.iid
+    stay_prob: float = 0.9  # used by action_process=sticky only
     sensory_dim: int = 16  # paper
     seq_len: int = 12  # paper
     decay: float = 0.9  # paper: A = 0.9 I
@@ -55,6 +76,9 @@ class EnvConfig:
 class ModelConfig:
     shared_core: bool = True  # paper: one GRU core used in both perform and observe modes
     hidden_size: int = 96  # paper: H = 96 (also the action-embedding and sensory-projection width)
+    # gru (the paper's) | lstm (the analysed state is h, not c) | rnn (tanh). Equal H, not equal
+    # parameters: per core 3 (2H^2 + 2H) GRU, 4 (2H^2 + 2H) LSTM, 2H^2 + 2H tanh-RNN weights.
+    cell: Cell = Cell.gru
 
 
 @dataclass
@@ -89,7 +113,9 @@ class TrainConfig:
     epochs: int = 20  # paper
     batch_size: int = 64  # paper
     lr: float = 1e-3  # paper: Adam, lr = 1e-3
-    torch_threads: int | None = None  # null: this machine's cores / the launcher's parallel jobs
+    # null: 1 per job (2 threads collapse 5-25x when another process holds a core;
+    # run/threads.py), or the launcher's cpus_per_task; N: opt in on a dedicated machine
+    torch_threads: int | None = None
     progress: bool = True  # log losses after every epoch
 
 
@@ -107,6 +133,23 @@ class AnalysisConfig:
     decoding_test_fraction: float = 0.3  # share of test sequences held out from the decoders
     decoding_null_permutations: int = 200  # label permutations across sequences (decoding null)
     ridge_alpha: float = 1.0  # L2 penalty of the ridge action decoder, on standardized states
+    # label permutations across sequences for action selectivity (p >= 1/(B+1))
+    tuning_null_permutations: int = 200
+    geometry_components: int = 10  # d of the principal subspaces compared across modes
+    geometry_null_permutations: int = 50  # re-pairings (CKA, best-matched), label perms (RSA)
+    # k of the top-k mirror / anti / random unit sets (subset decoding, ablation), fractions of H
+    unit_fractions: list[float] = field(default_factory=lambda: [0.05, 0.1, 0.25])
+    unit_fraction_summary: float = 0.1  # the k whose subset decoding / ablation enter summary
+    subset_decoding_random_draws: int = 100  # random k-unit decoders per k (the null)
+
+
+@dataclass
+class AblationConfig:
+    """The causal ablation (run/ablation.py); k comes from analysis.unit_fractions."""
+
+    enabled: bool = True  # silence units of the trained core, measure the losses (ablation.csv)
+    sequences: int = 100  # first test sequences it runs on: its cost is linear in them
+    random_draws: int = 20  # random k-unit sets silenced per k (the null of mirror / anti)
 
 
 class Resume(enum.Enum):
@@ -158,6 +201,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    ablation: AblationConfig = field(default_factory=AblationConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
 
@@ -168,64 +212,65 @@ def register_configs() -> None:
     ConfigStore.instance().store(name="run_schema", node=RunConfig)
 
 
-_POSITIVE_INTS = [
-    "env.n_actions", "env.sensory_dim", "env.seq_len", "model.hidden_size",
-    "data.n_train", "data.n_test", "train.batch_size", "analysis.n_permutations",
-]
-_NON_NEGATIVE = [
-    "env.effect_scale", "env.noise_std", "objective.forward_weight", "objective.inverse_weight",
-    "train.epochs", "analysis.max_lag", "analysis.decoding_null_permutations",
-]
-_POSITIVE_FLOATS = ["train.lr", "analysis.ridge_alpha"]
-_FRACTIONS = ["analysis.abs_threshold", "analysis.pos_threshold", "analysis.alpha",
-              "analysis.decoding_test_fraction"]
+def flat_values(cfg: RunConfig) -> dict[str, Any]:
+    """{"train.lr": 0.001, ...}: every leaf of the config by its full key."""
+    def walk(node: Any, prefix: str) -> dict[str, Any]:
+        if dataclasses.is_dataclass(node):
+            out: dict[str, Any] = {}
+            for f in dataclasses.fields(node):
+                out.update(walk(getattr(node, f.name), f"{prefix}{f.name}."))
+            return out
+        return {prefix[:-1]: node.value if isinstance(node, enum.Enum) else node}
+    return walk(cfg, "")
 
 
 def validate(cfg: RunConfig) -> None:
-    """Raise ConfigError naming the first key whose value is out of range."""
-    def get(key: str) -> Any:
-        value = cfg
-        for part in key.split("."):
-            value = getattr(value, part)
-        return value
-
-    def fail(key: str, rule: str) -> None:
-        raise ConfigError(f"config key '{key}' = {get(key)!r}: {rule}")
-
-    for key in _POSITIVE_INTS:
-        if get(key) <= 0:
-            fail(key, "must be a positive integer")
-    for key in _NON_NEGATIVE:
-        if not get(key) >= 0:
-            fail(key, "must be >= 0")
-    for key in _POSITIVE_FLOATS:
-        if not (get(key) > 0 and math.isfinite(get(key))):
-            fail(key, "must be a positive finite number")
-    for key in _FRACTIONS:
-        if not 0.0 <= get(key) <= 1.0:
-            fail(key, "must lie in [0, 1]")
-    if not -1.0 <= cfg.analysis.anti_threshold <= 0.0:
-        fail("analysis.anti_threshold", "must lie in [-1, 0]")
-    if not 0.0 <= cfg.env.decay < 1.0:
-        fail("env.decay", "must lie in [0, 1) so the dynamics are stable")
-    if cfg.train.torch_threads is not None and cfg.train.torch_threads <= 0:
-        fail("train.torch_threads", "must be a positive integer or null (auto)")
-    if cfg.env.n_actions < 2:
-        fail("env.n_actions", "must be at least 2 (actions must be distinguishable)")
-    if cfg.data.n_test < 4:
-        fail("data.n_test", "must be at least 4 (decoding splits test sequences)")
-    n_held_out = round(cfg.data.n_test * cfg.analysis.decoding_test_fraction)
-    if not 1 <= n_held_out < cfg.data.n_test:
-        fail("analysis.decoding_test_fraction",
-             f"must hold out between 1 and {cfg.data.n_test - 1} of data.n_test sequences")
+    """Raise ConfigError naming the first key whose value breaks a rule of
+    mirror_sweep.validation (the table the analysis functions use too), or whose size cannot fit
+    in this machine's memory."""
+    values = flat_values(cfg)
+    try:
+        validation.check(values)
+        validation.check_memory(values)
+    except validation.SettingError as error:
+        raise ConfigError(f"config key {error}") from None
+    keeps_activations(cfg.output.save_activations, cfg.seed)  # raises on an unknown policy
     keeps_activations(cfg.output.save_activations, cfg.seed)  # raises on an unknown policy
 
 
+def schema_keys() -> list[str]:
+    return list(flat_values(RunConfig()))
+
+
 def to_run_config(cfg: DictConfig) -> RunConfig:
-    """Convert a composed DictConfig (hydra node removed) into a validated RunConfig."""
+    """Convert a composed DictConfig (hydra node removed) into a validated RunConfig.
+
+    Unknown keys (a typo given with `+`, e.g. +train.epoch=50) are refused naming the key and the
+    nearest valid one; wrong types and out-of-range values name the key. Raises ConfigError.
+    """
     from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
     task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-    run_cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunConfig), task))
+    valid = schema_keys()
+    given = _leaf_keys(OmegaConf.to_container(task, resolve=False), stop=set(valid))
+    try:
+        validation.unknown_keys(given, valid)
+        run_cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunConfig), task))
+    except validation.SettingError as error:
+        raise ConfigError(f"config key {error}") from None
+    except OmegaConfBaseException as error:
+        key = getattr(error, "full_key", None) or "?"
+        message = str(error).splitlines()[0]
+        raise ConfigError(f"config key {key}: {message}") from None
     validate(run_cfg)
     return run_cfg
+
+
+def _leaf_keys(node: Any, prefix: str = "", stop: set[str] = frozenset()) -> list[str]:
+    """Full keys of the leaves of `node`; a key in `stop` (a schema field holding a dict, such as
+    objective.extra_terms) is a leaf whatever it holds."""
+    if isinstance(node, dict) and prefix[:-1] not in stop:
+        return [key for name, value in node.items()
+                for key in _leaf_keys(value, f"{prefix}{name}.", stop)]
+    return [prefix[:-1]]

@@ -24,7 +24,7 @@ _FILESYSTEM_ERRNOS = {errno.ENOSPC: "no space left on the device",
 def filesystem_message(error: BaseException) -> str | None:
     """A one-line message for a full disk / permission / read-only error, else None."""
     if isinstance(error, OSError) and error.errno in _FILESYSTEM_ERRNOS:
-        where = f" ({error.filename})" if error.filename else ""
+        where = f" {error.filename}" if error.filename else ""
         return f"cannot write{where}: {_FILESYSTEM_ERRNOS[error.errno]}"
     return None
 
@@ -38,6 +38,36 @@ def silence_closed_stdout() -> None:
         os.close(devnull)
     except (OSError, ValueError):
         pass
+
+
+class _PipeSafeStream:
+    """sys.stdout that, once its reader has gone (`| head`), drops what follows instead of
+    raising BrokenPipeError in the middle of the work."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            silence_closed_stdout()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            silence_closed_stdout()
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def guard_stdout() -> None:
+    """Make sys.stdout survive a closed pipe (idempotent)."""
+    if not isinstance(sys.stdout, _PipeSafeStream) and sys.stdout is not None:
+        sys.stdout = _PipeSafeStream(sys.stdout)
 
 
 def say(text: str) -> None:

@@ -97,6 +97,27 @@ def test_tables_have_one_row_per_run_unit_and_decoder_with_run_columns_first(tmp
     np.testing.assert_allclose(unit_r, np.random.default_rng(1).uniform(-1, 1, N_UNITS))
 
 
+def test_population_and_causal_tables_are_concatenated_and_older_runs_read_empty(tmp_path):
+    make_sweep(tmp_path, conditions=("shared_bidirectional",), seeds=range(2))
+    for run_id in ("0", "1"):  # rewrite each run with the two newer tables
+        record = results.read_run(tmp_path / run_id)
+        ablation = pd.DataFrame({"mode": ["perform"], "metric": ["forward_loss"],
+                                 "selection": ["mirror"], "k": [1], "delta": [float(run_id)]})
+        subsets = pd.DataFrame({"train_mode": ["perform"], "selection": ["random"], "k": [1]})
+        tables = {results.UNITS_FILE: record.units, results.DECODING_FILE: record.decoding,
+                  results.HISTORY_FILE: record.history, results.ABLATION_FILE: ablation,
+                  results.SUBSET_DECODING_FILE: subsets}
+        results.write_run(tmp_path / run_id, record.summary, tables, None,
+                          results.folder_config_hash(tmp_path / run_id))
+    make_job(tmp_path, "2", seed=2)  # an older run: no ablation.csv, no subset_decoding.csv
+    sweep = load_sweep(tmp_path)
+    assert len(sweep.runs) == 3 and sweep.failed.empty
+    assert list(sweep.ablation.columns[:len(RUN_COLUMNS)]) == RUN_COLUMNS
+    assert sweep.ablation["run_id"].tolist() == ["0", "1"]
+    assert sweep.ablation["delta"].tolist() == [0.0, 1.0]
+    assert sweep.subset_decoding["seed"].tolist() == [0, 1]
+
+
 def test_run_ids_in_natural_order_and_nested_sweeps(tmp_path):
     for i in range(12):
         make_job(tmp_path / "2024-01-01_00-00-00", str(i), seed=i)
@@ -145,8 +166,9 @@ def test_failed_killed_and_corrupted_runs_are_listed_and_the_rest_aggregated(tmp
 
 def test_robustness_ci_brackets_the_mean_and_matches_a_plain_loop(tmp_path):
     runs = load_sweep(make_sweep(tmp_path, seeds=range(5))).runs
-    table = robustness(runs, ["max_r", "frac_abs_r_gt"], n_boot=2000, seed=7)
-    assert list(table.columns) == ["condition", "metric", "n", "mean", "sd", "ci_low", "ci_high"]
+    table = robustness(runs, ["max_r", "frac_abs_r_gt"], n_boot=2000, seed=7, ci="percentile")
+    assert list(table.columns) == ["condition", "metric", "n", "mean", "sd", "ci_low", "ci_high",
+                                   "grouped_by"]
     assert len(table) == 4 and (table.n == 5).all()
     assert (table.ci_low <= table["mean"]).all() and (table["mean"] <= table.ci_high).all()
     for _, row in table.iterrows():
@@ -160,7 +182,7 @@ def test_robustness_ci_brackets_the_mean_and_matches_a_plain_loop(tmp_path):
 
 def test_bootstrap_ci_agrees_with_scipy():
     x = np.random.default_rng(0).normal(1.0, 2.0, size=(40, 1))
-    low, high = summarise(x, n_boot=20_000, seed=0, level=0.95)[0, 3:]
+    low, high = summarise(x, n_boot=20_000, seed=0, level=0.95, ci="percentile")[0, 3:]
     ref = stats.bootstrap((x[:, 0],), np.mean, n_resamples=20_000, method="percentile",
                           random_state=1).confidence_interval
     assert low == pytest.approx(ref.low, abs=0.05) and high == pytest.approx(ref.high, abs=0.05)
@@ -185,8 +207,8 @@ def test_write_aggregate_twice_gives_identical_files_and_leaves_runs_untouched(t
     before = file_hashes(tmp_path)
     out = write_aggregate(load_sweep(tmp_path), n_boot=500)
     assert out == tmp_path / "aggregate"
-    names = ["decoding.csv", "duplicates.csv", "failed.csv", "history.csv", "robustness.csv",
-             "runs.csv", "units.csv"]
+    names = ["ablation.csv", "contrasts.csv", "decoding.csv", "duplicates.csv", "failed.csv",
+             "history.csv", "robustness.csv", "runs.csv", "subset_decoding.csv", "units.csv"]
     assert sorted(p.name for p in out.iterdir()) == names
     first = {name: (out / name).read_bytes() for name in names}
     write_aggregate(load_sweep(tmp_path), n_boot=500)

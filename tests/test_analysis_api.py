@@ -27,7 +27,12 @@ REQUIRED_SUMMARY = [
     *(f"n_sig_{kind}_{method}" for kind in ("mirror", "anti")
       for method in ("bh", "by", "bonferroni", "maxstat")),
     *(f"decode_{a}_to_{b}_{stat}" for a in ("perform", "observe") for b in ("perform", "observe")
-      for stat in ("accuracy", "chance", "p")),
+      for stat in ("accuracy", "accuracy_relabelled", "chance", "p")),
+    "cka", "cka_null_mean", "cka_p", "rsa_actions", "rsa_actions_null_mean", "rsa_action_time",
+    "rsa_action_time_p", "subspace_alignment_observe_in_perform",
+    "subspace_random_perform_in_observe", "best_match_frac_abs_r_gt",
+    "best_match_frac_abs_r_gt_null_mean", "subset_decode_perform_to_observe_mirror_accuracy",
+    "subset_decode_perform_to_observe_mirror_z", "subset_decode_observe_to_perform_random_mean",
 ]
 
 
@@ -55,11 +60,13 @@ def test_result_schema_and_json_summary():
     assert result.units.columns.is_unique
     for column in ("p_value", "q_bh", "q_by", "p_bonferroni", "sig_maxstat", "r_time_centred",
                    "tuning_r", "congruent", "peak_lag", "peak_xcorr", "anova_p_observe",
+                   "best_match_unit", "best_match_r",
                    *(f"mean_{m}_a{k}" for m in ("perform", "observe") for k in range(K))):
         assert column in result.units.columns, column
     assert list(result.decoding.columns) == [
-        "train_mode", "test_mode", "accuracy", "chance", "null_sd", "p_value",
-        "n_train_sequences", "n_test_sequences"]
+        "train_mode", "test_mode", "accuracy", "accuracy_relabelled", "relabelling", "chance",
+        "null_sd", "p_value", "n_train_sequences", "n_test_sequences"]
+    assert set(result.subset_decoding["selection"]) == {"mirror", "anti", "random"}
     assert set(REQUIRED_SUMMARY) <= set(result.summary)
     assert all(type(v) in (int, float) for v in result.summary.values())
     assert all(k == k.lower() and " " not in k for k in result.summary)
@@ -78,7 +85,9 @@ def test_results_are_consistent_across_stages():
     assert summary["n_sig_mirror_bh"] >= H // 2 - 1
     assert summary["frac_congruent"] == pytest.approx(units["congruent"].mean())
     null = permutation_null(perform, observe, SMALL["n_permutations"], seed=3)
-    expected_p = (1 + (np.abs(null) >= np.abs(r) - 1e-10).sum(axis=0)) / (len(null) + 1)
+    above = (1 + (null >= r - 1e-10).sum(axis=0)) / (len(null) + 1)
+    below = (1 + (null <= r + 1e-10).sum(axis=0)) / (len(null) + 1)
+    expected_p = np.minimum(1, 2 * np.minimum(above, below))
     np.testing.assert_allclose(units["p_value"][:-1], expected_p[:-1])
     decoding = result.decoding.set_index(["train_mode", "test_mode"])
     assert summary["decode_perform_to_observe_accuracy"] == decoding.loc[
@@ -106,4 +115,4 @@ def test_all_dead_network_does_not_crash():
         result = analyze_activations(zeros, zeros, actions, actions, seed=0, **SMALL)
     assert result.units["r"].isna().all()
     assert result.summary["frac_abs_r_gt"] == 0.0 and result.summary["n_sig_mirror_bh"] == 0
-    assert np.isnan(result.summary["maxstat_threshold"])
+    assert np.isnan(result.summary["maxstat_threshold_z"])

@@ -86,3 +86,17 @@ def test_constant_units_and_sequences_are_skipped_silently():
 def test_lag_labels():
     assert lag_labels(2) == ["xcorr_lag_neg2", "xcorr_lag_neg1", "xcorr_lag_0",
                              "xcorr_lag_pos1", "xcorr_lag_pos2"]
+
+
+def test_mirror_units_and_all_units_are_summarised_apart():
+    rng = np.random.default_rng(9)
+    perform, observe = shifted(rng, 0)
+    observe[:, 2:, 4:] = perform[:, :-2, 4:]  # units 4.. peak at lag 2, units 0..3 at lag 0
+    observe[:, :2, 4:] = rng.standard_normal((N, 2, H - 4))
+    mirror = np.arange(H) < 4
+    _, summary = lag_table(perform, observe, max_lag=MAX_LAG, mirror=mirror)
+    assert summary["median_abs_peak_lag_mirror"] == 0 and summary["frac_peak_lag_zero_mirror"] == 1
+    assert summary["n_lag_mirror_units"] == 4
+    assert summary["frac_peak_lag_zero"] == pytest.approx(4 / H)
+    _, none = lag_table(perform, observe, max_lag=MAX_LAG, mirror=np.zeros(H, bool))
+    assert np.isnan(none["median_abs_peak_lag_mirror"]) and none["n_lag_mirror_units"] == 0

@@ -11,6 +11,7 @@ from mirror_sweep.analysis.multiple_testing import bh_qvalues, bonferroni, by_qv
 from mirror_sweep.analysis.permutation import (
     draw_sequence_permutations,
     maxstat_threshold,
+    one_sided_pvalues,
     permutation_pvalues,
     permutation_table,
 )
@@ -71,7 +72,7 @@ def test_pvalue_agrees_with_independent_loop_within_monte_carlo_error():
     gen = np.random.default_rng(123)
     ref_perms = np.array([gen.permutation(N) for _ in range(b)])
     ref_null = loop_null_one_unit(perform[..., 0], observe[..., 0], ref_perms)
-    p_ref = (1 + np.sum(np.abs(ref_null) >= abs(r[0]))) / (b + 1)
+    p_ref = min(1, 2 * min(1 + np.sum(ref_null >= r[0]), 1 + np.sum(ref_null <= r[0])) / (b + 1))
     p_mid = max((p_fast + p_ref) / 2, 1 / b)
     assert abs(p_fast - p_ref) <= 5 * np.sqrt(2 * p_mid * (1 - p_mid) / b) + 2 / b
 
@@ -94,13 +95,11 @@ def test_single_timestep_case_matches_scipy_pairings_permutation_test():
                                        vectorized=True, n_resamples=b, alternative="two-sided",
                                        random_state=np.random.default_rng(8))
     assert ref.statistic == pytest.approx(r[0])
-    # scipy's two-sided p is 2 min(one-sided p); compare like with like: our |r| rule applied to
-    # scipy's null sample, and the two null samples as distributions.
-    p_scipy = (1 + np.sum(np.abs(ref.null_distribution) >= abs(r[0]) - 1e-10)) / (b + 1)
-    p_mid = (p_fast + p_scipy) / 2
+    # scipy's two-sided p is 2 min(one-sided p), as ours: compare within Monte Carlo error, and
+    # the two null samples as distributions.
+    p_mid = (p_fast + ref.pvalue) / 2
     assert 0.005 < p_mid < 0.5  # a regime where the comparison has power to fail
-    assert abs(p_fast - p_scipy) <= 5 * np.sqrt(2 * p_mid * (1 - p_mid) / b) + 2 / b
-    assert abs(p_fast - ref.pvalue) < 0.05
+    assert abs(p_fast - ref.pvalue) <= 5 * np.sqrt(2 * p_mid * (1 - p_mid) / b) + 4 / b
     null = permutation_null(perform, observe, b, seed=9)[:, 0]
     assert scipy.stats.ks_2samp(null, ref.null_distribution).pvalue > 1e-3
 
@@ -172,9 +171,12 @@ def test_summary_null_fractions_and_maxstat_follow_definitions():
     null_frac = np.mean([np.mean(np.abs(row) > 0.3) for row in null])
     assert summary["null_mean_frac_abs_r_gt"] == pytest.approx(null_frac)
     assert summary["excess_frac_abs_r_gt"] == pytest.approx(np.mean(np.abs(r) > 0.3) - null_frac)
-    max_abs = [max(abs(v) for v in row) for row in null]
-    assert summary["maxstat_threshold"] == pytest.approx(np.quantile(max_abs, 1 - ALPHA))
-    np.testing.assert_allclose(units["null_sd_r"], null.std(axis=0, ddof=1))
+    mean, sd = null.mean(axis=0), null.std(axis=0, ddof=1)
+    max_abs_z = [max(abs(v - m) / s for v, m, s in zip(row, mean, sd)) for row in null]
+    assert summary["maxstat_threshold_z"] == pytest.approx(np.quantile(max_abs_z, 1 - ALPHA))
+    np.testing.assert_allclose(units["null_sd_r"], sd)
+    np.testing.assert_allclose(units["null_mean_r"], mean)
+    np.testing.assert_allclose(units["z_r"], (r - mean) / sd)
 
 
 def test_constant_unit_gets_nan_and_leaves_the_family():
@@ -209,3 +211,63 @@ def test_false_discoveries_are_controlled_on_autocorrelated_noise():
     assert np.mean(fwe) <= ALPHA + slack
     # The noise is autocorrelated enough that treating samples as iid would fail this check.
     assert np.mean(naive_fwe) > ALPHA + slack
+
+
+def loop_one_sided(r, null_column):
+    """Plain reference: counts of the unit's null at or above / at or below r."""
+    b = len(null_column)
+    above = sum(1 for v in null_column if v >= r - 1e-10)
+    below = sum(1 for v in null_column if v <= r + 1e-10)
+    return (1 + above) / (b + 1), (1 + below) / (b + 1)
+
+
+def off_centre_null(rng, b=999, h=6):
+    """A planted (B, H) null whose units are centred far from 0 (shared time courses)."""
+    centres = np.array([-0.39, 0.38, -0.3, 0.35, 0.0, 0.2])[:h]
+    return centres + 0.05 * rng.standard_normal((b, h)), centres
+
+
+def test_off_centre_null_gets_the_right_one_and_two_sided_p():
+    rng = np.random.default_rng(10)
+    null, centres = off_centre_null(rng)
+    sd = null.std(axis=0, ddof=1)
+    # unit 0: null at -0.39, r = -0.1 is ~6 SD ABOVE its null (mirror-side, though r < 0 and
+    # |r| < |null|); unit 1: null at 0.38, r = 0.1 is far below it; unit 4: r inside its null.
+    r = centres + np.array([6, -6, 0, 6, 0.1, -6]) * 0.05
+    p_mirror, p_anti = one_sided_pvalues(r, null)
+    p_two = permutation_pvalues(r, null)
+    for u in range(len(r)):
+        ref_m, ref_a = loop_one_sided(r[u], null[:, u])
+        assert p_mirror[u] == pytest.approx(ref_m) and p_anti[u] == pytest.approx(ref_a)
+        assert p_two[u] == pytest.approx(min(1, 2 * min(ref_m, ref_a)))
+    floor = 1 / (len(null) + 1)
+    assert p_mirror[0] == floor and p_anti[0] == 1 and p_two[0] == 2 * floor
+    assert p_anti[1] == floor and p_two[1] == 2 * floor
+    assert p_two[4] > 0.5
+    # The old |r| rule misses unit 0 and unit 1 completely:
+    old = (1 + (np.abs(null) >= np.abs(r)).sum(axis=0)) / (len(null) + 1)
+    assert old[0] > 0.9 and old[1] > 0.9
+    units, summary = permutation_table(r, null, alpha=ALPHA, abs_threshold=0.3,
+                                       pos_threshold=0.4)
+    np.testing.assert_allclose(units["z_r"], (r - null.mean(axis=0)) / sd)
+    assert units["sig_maxstat"][[0, 1, 3, 5]].all() and not units["sig_maxstat"][[2, 4]].any()
+    # units 0 (above its null, r < 0) and 1 (below it, r > 0) are neither mirror nor anti;
+    # unit 3 is a mirror unit (above, r > 0), unit 5 an anti-mirror unit (below, r < 0).
+    assert summary["n_sig_mirror_bh"] == 1 and summary["n_sig_anti_bh"] == 1
+    assert (units["p_maxstat"][[0, 1, 3, 5]] < ALPHA).all()
+
+
+def test_studentised_maxstat_is_not_driven_by_one_wide_unit():
+    """A unit with a wide null pushes a raw-|r| threshold up; the studentised one is unmoved."""
+    rng = np.random.default_rng(11)
+    narrow = 0.05 * rng.standard_normal((999, 10))
+    wide = narrow.copy()
+    wide[:, 0] = 0.4 + 0.3 * rng.standard_normal(999)
+    raw = lambda null: np.quantile(np.abs(null).max(axis=1), 1 - ALPHA)
+    assert raw(wide) > 2 * raw(narrow)
+    t_narrow, _ = maxstat_threshold(narrow, ALPHA)
+    t_wide, _ = maxstat_threshold(wide, ALPHA)
+    assert abs(t_wide - t_narrow) < 0.3 * t_narrow
+    r = np.r_[0.4, np.full(9, 4 * 0.05)]  # units 1..9 at 4 null SDs: found despite unit 0
+    units, _ = permutation_table(r, wide, alpha=ALPHA, abs_threshold=0.3, pos_threshold=0.4)
+    assert units["sig_maxstat"][1:].all() and not units["sig_maxstat"][0]

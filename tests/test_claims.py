@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,7 +11,7 @@ import pytest
 from mirror_sweep.cli import aggregate_main
 from mirror_sweep.report import claims, claims_report, paper, rules
 from mirror_sweep.report.claims import CLAIMS, Claim
-from mirror_sweep.report.verdicts import FAILS, HOLDS, NOT_MEASURED, evaluate_claims
+from mirror_sweep.report.verdicts import FAILS, HOLDS, NOT_MEASURED, TRIVIAL, evaluate_claims
 from mirror_sweep.sweep.aggregate import load_sweep
 
 MAIN = "shared_bidirectional"
@@ -47,19 +49,77 @@ def test_no_main_condition_makes_every_main_claim_unmeasured():
     assert (out.loc[out["condition"] == MAIN, "verdict"] == NOT_MEASURED).all()
 
 
-@pytest.mark.parametrize("ablation,rule,verdict", [
-    ((0.05, 0.02, 0.08), rules.removes(), HOLDS),     # CI below main's and <= half
-    ((0.25, 0.22, 0.28), rules.removes(), FAILS),     # below, but more than half of 0.4
-    ((0.25, 0.22, 0.28), rules.reduces(), HOLDS),
-    ((0.33, 0.28, 0.36), rules.reduces(), FAILS),     # CIs overlap
+def paired_rows(*rows) -> pd.DataFrame:
+    """Rows (condition, reference, metric, n_pairs, mean_difference, ci_low, ci_high, p)."""
+    return pd.DataFrame(rows, columns=["condition", "reference", "metric", "n_pairs",
+                                       "mean_difference", "ci_low", "ci_high", "p"])
+
+
+@pytest.mark.parametrize("ablation,paired,rule,verdict", [
+    ((0.05, 0.02, 0.08), (-0.35, -0.40, -0.30, 0.002), rules.removes(), HOLDS),
+    ((0.25, 0.22, 0.28), (-0.15, -0.20, -0.10, 0.002), rules.removes(), FAILS),  # > half
+    ((0.25, 0.22, 0.28), (-0.15, -0.20, -0.10, 0.002), rules.reduces(), HOLDS),
+    # unpaired CIs overlap, but the seed-paired difference is clearly below 0: reduces
+    ((0.37, 0.32, 0.42), (-0.03, -0.05, -0.01, 0.004), rules.reduces(), HOLDS),
+    # unpaired CIs apart, but the paired CI reaches 0: does not reduce
+    ((0.25, 0.22, 0.28), (-0.15, -0.40, 0.05, 0.10), rules.reduces(), FAILS),
+    ((0.25, 0.22, 0.28), (-0.15, -0.20, -0.10, 0.08), rules.reduces(), FAILS),  # p >= 0.05
 ])
-def test_ablation_rules_compare_cis_with_the_main_condition(ablation, rule, verdict):
+def test_comparisons_between_conditions_use_the_seed_paired_contrast(ablation, paired, rule,
+                                                                     verdict):
     table = stats((MAIN, "frac_abs_r_gt", 10, 0.40, 0.35, 0.45),
                   ("forward_only", "frac_abs_r_gt", 10, *ablation))
+    context = {**CONTEXT, "paired": paired_rows(
+        ("forward_only", MAIN, "frac_abs_r_gt", 10, *paired))}
     claim = Claim("X", "x", "x", "forward_only", "frac_abs_r_gt", rule, reference="main")
-    out = evaluate_claims(table, CONTEXT, [claim]).iloc[0]
+    out = evaluate_claims(table, context, [claim]).iloc[0]
     assert out["verdict"] == verdict
     assert out["reference_condition"] == MAIN and out["reference_mean"] == 0.40
+    assert out["paired_difference"] == paired[0] and out["paired_n"] == 10
+    without = evaluate_claims(table, CONTEXT, [claim]).iloc[0]  # no paired table: not decided
+    assert without["verdict"] == NOT_MEASURED and "paired" in without["note"]
+
+
+def test_a_claim_that_also_holds_for_a_control_is_trivial_with_the_paired_effect_shown():
+    table = stats((MAIN, "min_r", 10, -0.78, -0.80, -0.76),
+                  ("separate_cores", "min_r", 10, -0.725, -0.793, -0.650),  # overlaps too
+                  ("untrained", "min_r", 10, -0.666, -0.70, -0.63))
+    context = {**CONTEXT, "paired": paired_rows(
+        (MAIN, "separate_cores", "min_r", 10, -0.055, -0.09, -0.02, 0.01),
+        (MAIN, "untrained", "min_r", 10, -0.11, -0.15, -0.07, 0.002))}
+    out = evaluate_claims(table, context, [c for c in CLAIMS if c.claim_id == "C4"]).iloc[0]
+    assert out["verdict"] == f"{TRIVIAL}: also holds for separate_cores"
+    assert out["vs_separate_cores_difference"] == -0.055 and out["vs_untrained_p"] == 0.002
+    assert "vs untrained: -0.110 [-0.150, -0.070], p = 0.002 (n = 10)" in out["control_effects"]
+    specific = table[table["condition"] != "separate_cores"]
+    assert evaluate_claims(specific, context, [c for c in CLAIMS if c.claim_id == "C4"]
+                           ).iloc[0]["verdict"] == HOLDS
+
+
+def test_a_built_in_claim_is_reported_as_trivial():
+    table = stats((MAIN, "frac_abs_r_gt", 10, 0.40, 0.35, 0.45),
+                  ("randomized_dynamics", "frac_abs_r_gt", 10, 0.1, 0.05, 0.15))
+    context = {**CONTEXT, "paired": paired_rows(
+        ("randomized_dynamics", MAIN, "frac_abs_r_gt", 10, -0.3, -0.35, -0.25, 0.002))}
+    out = evaluate_claims(table, context, [c for c in CLAIMS if c.claim_id == "C8"]).iloc[0]
+    assert out["verdict"].startswith(f"{TRIVIAL}: randomized dynamics")
+
+
+def test_a_claim_that_needs_an_analysis_not_yet_run_is_not_measured():
+    table = stats((MAIN, "frac_abs_r_gt", 10, 0.40, 0.35, 0.45))
+    waiting = [dataclasses.replace(c, claim_id="X1", metric="a_metric_no_run_writes",
+                                   needs="an analysis still to come") for c in CLAIMS[:1]]
+    out = evaluate_claims(table, CONTEXT, waiting)
+    assert (out["verdict"] == NOT_MEASURED).all()
+    assert out["note"].str.startswith("needs an analysis still to come").all()
+
+
+def test_the_causal_claims_read_metrics_that_runs_write():
+    causal = {c.metric for c in CLAIMS if c.claim_id in ("N1", "D1", "D2")}
+    assert causal == {"ablation_mirror_mean_forward_loss_z",
+                      "subset_decode_perform_to_observe_mirror_z",
+                      "subset_decode_observe_to_perform_mirror_z"}
+    assert all(c.needs is None for c in CLAIMS)
 
 
 @pytest.mark.parametrize("ci_low,share,min_p,verdict", [
@@ -100,6 +160,19 @@ def test_derived_per_run_metrics():
     assert "decode_perform_to_observe_above_chance" not in runs  # the input is not modified
 
 
+def test_unit_counted_and_share_of_seed_metrics():
+    runs = pd.DataFrame({"run_id": ["0", "1"], "condition": [MAIN] * 2, "seed": [0, 1],
+                         "max_r": [0.90, 0.80], "min_r": [-0.5, -0.77]})
+    units = pd.DataFrame({"run_id": ["0"] * 4 + ["1"] * 4,
+                          "r": [0.9, 0.87, 0.45, -0.55, 0.8, 0.2, 0.31, np.nan]})
+    out = claims.derive_metrics(runs, units=units).set_index("run_id")
+    assert out["reaches_max_r"].tolist() == [1.0, 0.0]       # max r >= 0.862
+    assert out["reaches_abs_r"].tolist() == [1.0, 1.0]       # max |r| >= 0.75
+    assert out["n_units_near_max_r"].tolist() == [2, 0]
+    assert out["frac_abs_r_gt_strong"].tolist() == [0.75, 0.25]  # |r| > 0.5 of all units
+    assert out["frac_r_gt_weak"].tolist() == [0.75, 0.5]  # a nan unit counts in the denominator
+
+
 def test_main_condition_label():
     assert paper.main_condition(pd.DataFrame({"condition": [MAIN, "x"]})) == MAIN
     plain = pd.DataFrame({"condition": ["default"], "model": ["shared_gru"]})
@@ -122,7 +195,9 @@ def test_claims_report_from_a_tiny_sweep(tiny_sweep, tmp_path):
     assert list(saved.columns[:11]) == ["claim_id", "claim", "paper_value", "condition", "metric",
                                         "measured_mean", "ci_low", "ci_high", "n_seeds",
                                         "verdict", "rule"]
-    assert len(saved) == len(CLAIMS) and set(saved["verdict"]) <= {HOLDS, FAILS, NOT_MEASURED}
+    assert len(saved) == len(CLAIMS)
+    assert all(v in {HOLDS, FAILS, NOT_MEASURED} or v.startswith(TRIVIAL)
+               for v in saved["verdict"])
     by_id = table.set_index("claim_id")
     assert by_id.loc["C1", "n_seeds"] == 2 and by_id.loc["C1", "verdict"] != NOT_MEASURED
     assert by_id.loc["C7a", "verdict"] == NOT_MEASURED  # independent_pairing not swept
@@ -139,3 +214,49 @@ def test_mirror_aggregate_prints_the_claims_and_skips_figures_on_request(tiny_sw
     printed = capsys.readouterr().out
     assert "C1" in printed and "n=2" in printed and "claims.md" in printed
     assert (out / "claims.csv").exists() and not (out / "figures").exists()
+
+
+def test_without_an_untrained_condition_the_runs_own_initial_weights_are_the_control():
+    table = stats((MAIN, "min_r", 10, -0.78, -0.80, -0.76),
+                  (MAIN, "untrained_min_r", 10, -0.77, -0.79, -0.75))  # overlaps [-1, -0.741]
+    context = {**CONTEXT, "paired": paired_rows(
+        (MAIN, "initial_weights", "min_r", 10, -0.01, -0.03, 0.01, 0.3))}
+    out = evaluate_claims(table, context, [c for c in CLAIMS if c.claim_id == "C4"]).iloc[0]
+    assert out["verdict"] == f"{TRIVIAL}: also holds for untrained"
+    assert out["vs_untrained_difference"] == -0.01 and out["vs_untrained_n_pairs"] == 10
+
+
+def test_paired_minus_uses_the_runs_own_untrained_twin_else_the_same_seeds_control():
+    runs = pd.DataFrame({
+        "condition": [MAIN, MAIN, "separate_cores", "separate_cores", "untrained"],
+        "seed": [0, 1, 0, 2, 0],
+        "cka": [0.7, 0.8, 0.5, 0.4, 0.3], "untrained_cka": [0.3, 0.35, 0.3, 0.2, 0.3],
+        "z": [2.0, 3.0, 1.0, 0.0, 0.5]})
+    np.testing.assert_allclose(claims.paired_minus(runs, "cka", "untrained"),
+                               [0.4, 0.45, 0.2, 0.2, 0.0])
+    np.testing.assert_allclose(claims.paired_minus(runs, "cka", "separate_cores"),
+                               [0.2, np.nan, 0.0, 0.0, -0.2])  # seed 1 has no separate run
+    np.testing.assert_allclose(claims.paired_minus(runs, "z", "untrained"),
+                               [1.5, np.nan, 0.5, np.nan, 0.0])
+
+
+def test_population_claims_are_judged_on_their_own_and_against_both_controls():
+    ids = [c.claim_id for c in claims.population_claims()]
+    assert ids[:3] == ["P1", "P1u", "P1s"] and len(ids) == 3 * len(claims.POPULATION_CLAIMS)
+    table = stats((MAIN, "cka_over_null", 10, 0.6, 0.55, 0.65),
+                  (MAIN, "cka_minus_untrained", 10, 0.3, 0.25, 0.35),
+                  (MAIN, "cka_minus_separate_cores", 10, 0.02, -0.01, 0.05))
+    assert verdicts(table, ["P1", "P1u", "P1s", "N1"]) == {
+        "P1": HOLDS, "P1u": HOLDS, "P1s": FAILS, "N1": NOT_MEASURED}
+
+
+def test_derived_population_metrics():
+    runs = pd.DataFrame({"condition": [MAIN, "separate_cores"], "seed": [0, 0],
+                         "cka": [0.7, 0.5], "cka_null_mean": [0.05, 0.02],
+                         "ablation_mirror_mean_observe_accuracy_z": [-2.0, 0.5]})
+    out = claims.derive_metrics(runs)
+    np.testing.assert_allclose(out["cka_over_null"], [0.65, 0.48])
+    np.testing.assert_allclose(out["ablation_mirror_mean_observe_accuracy_harm_z"], [2.0, -0.5])
+    np.testing.assert_allclose(out["cka_minus_separate_cores"], [0.2, 0.0])
+    assert "cka_minus_untrained" in out  # nan: neither a twin nor an untrained run
+    assert out["cka_minus_untrained"].isna().all()

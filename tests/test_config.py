@@ -6,6 +6,8 @@ from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from mirror_sweep.config import (
+    ActionProcess,
+    Cell,
     ConfigError,
     Dynamics,
     Pairing,
@@ -82,10 +84,38 @@ def test_config_hash_ignores_display_keys_only():
     assert config_hash(compose_config(["seed=1"])) != base
 
 
-def test_threads_never_oversubscribe():
+def test_threads_one_per_job_unless_asked():
     from omegaconf import OmegaConf
-    assert torch_threads(3, OmegaConf.create({"n_jobs": 2})) == 3
-    two_workers = torch_threads(None, OmegaConf.create({"n_jobs": 2}))
-    one_worker = torch_threads(None, OmegaConf.create({}))
-    assert two_workers * 2 <= max(2, one_worker) and two_workers >= 1
-    assert torch_threads(None, OmegaConf.create({"cpus_per_task": 4})) == 4
+    assert torch_threads(3, OmegaConf.create({"n_jobs": 2})) == 3  # train.torch_threads wins
+    assert torch_threads(None, OmegaConf.create({"n_jobs": 2})) == 1  # joblib: 2 x 1 thread
+    assert torch_threads(None, OmegaConf.create({})) == 1  # a single run: one thread
+    assert torch_threads(None, OmegaConf.create({"cpus_per_task": 4})) == 4  # scheduler's cpus
+
+
+def test_env_and_model_options_compose_and_validate():
+    cfg = to_run_config(compose_config(["env.action_process=sticky", "env.stay_prob=0.3",
+                                        "model.cell=lstm", "env.n_actions=8"]))
+    assert (cfg.env.action_process, cfg.env.stay_prob) == (ActionProcess.sticky, 0.3)
+    assert (cfg.model.cell, cfg.env.n_actions) == (Cell.lstm, 8)
+    full = to_run_config(compose_config(tiny=False))
+    assert (full.env.action_process, full.model.cell, full.env.n_actions) == (
+        ActionProcess.iid, Cell.gru, 4)
+    with pytest.raises(ConfigError, match="env.stay_prob"):
+        to_run_config(compose_config(["env.stay_prob=1.5"]))
+    with pytest.raises((ValidationError, ConfigCompositionException), match="cell"):
+        compose_config(["model.cell=transformer"])
+
+
+def test_new_keys_at_their_default_keep_the_hash_of_runs_made_before_them():
+    import yaml
+    from omegaconf import OmegaConf
+
+    from mirror_sweep.sweep.results import task_hash
+
+    task = yaml.safe_load(OmegaConf.to_yaml(compose_config()))
+    old = {**task, "env": {k: v for k, v in task["env"].items()
+                           if k not in ("action_process", "stay_prob")},
+           "model": {k: v for k, v in task["model"].items() if k != "cell"}}
+    assert task_hash(old) == task_hash(task)
+    for override in ["env.action_process=sticky", "env.stay_prob=0.5", "model.cell=lstm"]:
+        assert config_hash(compose_config([override])) != task_hash(task), override

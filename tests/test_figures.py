@@ -14,11 +14,11 @@ from mirror_sweep.report import figures
 from mirror_sweep.report.stats import report_stats
 from mirror_sweep.sweep import results
 from mirror_sweep.sweep.aggregate import Sweep, load_sweep
-from tests.conftest import TINY, run_cli
+from tests.conftest import TINY, TINY_SWEEP_CONDITIONS, run_cli
 
 matplotlib.use("Agg")
 FIGURE_NAMES = ["figure1_emergence", "figure2_robustness", "figure3_ablations",
-                "figure4_temporal"]
+                "figure4_temporal", "figure5_population", "figure6_causal"]
 
 
 def assert_figure_files(paths: list[Path], out: Path) -> None:
@@ -56,13 +56,22 @@ def test_example_is_the_main_conditions_first_seed_and_its_null_is_the_runs(tiny
     example = figures.load_example(sweep)
     assert (example.condition, example.seed) == ("shared_bidirectional", 0)
     units = example.units.set_index("unit")
-    assert example.top[0] == units["r"].idxmax() and example.anti == units["r"].idxmin()
-    assert example.null_unit == example.top[0]
-    assert example.perform.shape == (figures.N_TRACE_SEQUENCES * 12, 4)
-    # The null the run wrote reproduces its own p-value for that unit.
-    r = units.loc[example.top[0], "r"]
-    p = (1 + np.sum(np.abs(example.null) >= abs(r) - 1e-10)) / (len(example.null) + 1)
-    assert p == pytest.approx(units.loc[example.top[0], "p_value"])
+    assert example.null_unit == units["r"].idxmax() and example.anti == units["r"].idxmin()
+    # Figure 1C's "mirror units" are above the |r| threshold only (none may be in a tiny run).
+    mirror = units[units["r"] > 0.6].sort_values("r", ascending=False).index[:3].tolist()
+    assert example.top == mirror
+    assert example.perform.shape == (figures.N_TRACE_SEQUENCES * 12, len(mirror) + 1)
+    assert example.perform_actions.shape == (figures.N_TRACE_SEQUENCES * 12,)
+    # The nulls the run wrote reproduce its own p-values for that unit: the two-sided
+    # 2 min(one-sided) of its own null and the max-statistic p of its studentised z.
+    r = units.loc[example.null_unit, "r"]
+    null = example.null
+    above = (1 + np.sum(null >= r - 1e-10)) / (len(null) + 1)
+    below = (1 + np.sum(null <= r + 1e-10)) / (len(null) + 1)
+    assert min(1, 2 * min(above, below)) == pytest.approx(units.loc[example.null_unit, "p_value"])
+    z = units.loc[example.null_unit, "z_r"]
+    p_max = (1 + np.sum(example.max_abs_z >= abs(z) - 1e-10)) / (len(null) + 1)
+    assert p_max == pytest.approx(units.loc[example.null_unit, "p_maxstat"])
     with pytest.raises(ValueError, match="not a complete run"):
         figures.load_example(sweep, run_id="nope")
 
@@ -127,9 +136,49 @@ def test_figures_show_the_panels_their_labels_and_the_seed_counts(tiny_sweep):
     band = [p for p in ax_b1.collections if p.get_label() == "paper's claim (main run)"]
     assert len(band) == 1 and band[0].get_paths()[0].vertices[:, 0].min() == 0.35
     ax_a = fig2.axes[0]
-    assert ax_a.get_xlabel() == f"Pearson r of unit {example.null_unit} (perform vs observe)"
-    assert "null: re-paired sequences (B = 100)" in [t.get_text() for t in ax_a.get_legend().texts]
+    # The best unit against the max-statistic null the run wrote (not its own null).
+    assert ax_a.get_xlabel() == "|z| = |r - null mean| / null SD (studentised, per unit)"
+    assert "null: max over units of |z| (B = 100)" in [t.get_text()
+                                                        for t in ax_a.get_legend().texts]
     bars = fig3.axes[1]
     assert bars.get_ylabel() == "fraction of units (mean over seeds, 95% CI)"
     assert [t.get_text() for t in bars.get_xticklabels()] == [
         "shared core (main)\nn = 2 seeds", "separate cores\nn = 2 seeds"]
+
+
+def test_r_quantiles_are_per_seed_not_pooled():
+    units = pd.DataFrame({"run_id": ["a"] * 3 + ["b"] * 3, "condition": "x",
+                          "seed": [0] * 3 + [1] * 3, "r": [0.1, 0.2, 0.9, -0.5, 0.0, 0.5]})
+    q = figures.r_quantiles(units).set_index(["seed", "quantile"])["r"]
+    assert q[(0, "median")] == 0.2 and q[(1, "max")] == 0.5 and len(q) == 2 * 4
+
+
+def test_population_and_causal_figures_read_the_aggregated_tables(tiny_sweep):
+    from mirror_sweep.report import population_figures as pf
+    from mirror_sweep.report.stats import REPORT_METRICS, report_stats
+
+    sweep = load_sweep(tiny_sweep)
+    assert {c for *_, cols in pf.GEOMETRY_PANELS for c in cols.values()} <= set(REPORT_METRICS)
+    stats = pf.ablation_stats(sweep.ablation, n_boot=200)
+    assert set(stats["condition"]) == set(TINY_SWEEP_CONDITIONS)
+    one = stats[(stats["condition"] == TINY_SWEEP_CONDITIONS[0]) & (stats["metric"] == "forward_loss")
+                & (stats["clamp"] == "mean") & (stats["selection"] == "mirror")].iloc[0]
+    deltas = sweep.ablation[(sweep.ablation["condition"] == TINY_SWEEP_CONDITIONS[0])
+                            & (sweep.ablation["metric"] == "forward_loss")
+                            & (sweep.ablation["clamp"] == "mean")
+                            & (sweep.ablation["selection"] == "mirror")
+                            & (sweep.ablation["frac_units"] == one["frac_units"])]["delta"]
+    assert one["n"] == 2 and one["mean"] == pytest.approx(deltas.mean())
+    conditions = list(TINY_SWEEP_CONDITIONS)
+    fig = pf.figure6(sweep.ablation, conditions, stats)
+    assert len(fig.axes) == len(pf.ABLATION_ROWS) * len(conditions)
+    fig5 = pf.figure5(sweep.runs, conditions, report_stats(sweep.runs, n_boot=200))
+    assert len(fig5.axes) == len(pf.GEOMETRY_PANELS)
+    assert all(ax.collections for ax in fig5.axes)  # points drawn in every panel
+
+
+def test_causal_figure_without_ablation_results_shows_a_note():
+    from mirror_sweep.report import population_figures as pf
+
+    fig = pf.figure6(pd.DataFrame(), ["shared_bidirectional"], pf.ablation_stats(pd.DataFrame()))
+    assert "no ablation results" in fig.axes[0].texts[0].get_text()

@@ -38,5 +38,7 @@ def test_notebook_executes_on_a_tiny_sweep(tiny_sweep, tmp_path):
     text = "".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/markdown", ""))
                    for o in outputs)
     assert "Claims report" in text and "C1" in text
-    assert sum("image/png" in o.get("data", {}) for o in outputs) == 4
+    # Figures 1-6, then the metric-against-factor section's figure (the condition, here)
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 7
+    assert "can be plotted against: ['condition']" in text
     assert (tiny_sweep / "aggregate" / "claims.csv").exists()

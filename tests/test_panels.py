@@ -80,7 +80,10 @@ def test_r_histograms_mark_the_papers_thresholds_and_name_missing_conditions():
 
 def test_r_by_condition_ticks_carry_seed_counts():
     ax = axes()
-    panels.plot_r_by_condition(ax, units_table({MAIN: 3, "untrained": 1}), [MAIN, "untrained"])
+    units = units_table({MAIN: 3, "untrained": 1})
+    quantiles = units.groupby(["condition", "seed"])["r"].median().reset_index().assign(
+        quantile="median")
+    panels.plot_r_by_condition(ax, quantiles, [MAIN, "untrained"])
     assert [t.get_text() for t in ax.get_xticklabels()] == [
         "shared core (main)\nn = 3 seeds", "untrained\nn = 1 seed"]
 
@@ -103,7 +106,7 @@ def test_permutation_null_and_time_courses_label_what_they_show():
     panels.plot_permutation_null(ax1, np.linspace(-0.3, 0.3, 99), 0.8, 0.01, unit=5)
     assert ax1.get_xlabel() == "Pearson r of unit 5 (perform vs observe)"
     assert "null: re-paired sequences (B = 99)" in texts(ax1)
-    assert "observed r = 0.800 (p = 0.01)" in texts(ax1)
+    assert "observed r = 0.800 (p ≤ 0.01)" in texts(ax1)  # p at the floor 1/(B+1): a bound
     trace = np.zeros((24, 2))
     panels.plot_time_courses(ax2, trace, trace, ["unit 3 (r = 0.90)", "unit 7 (r = 0.80)"])
     panels.plot_sequence_bounds(ax2, 2, 12)
@@ -116,8 +119,13 @@ def test_xcorr_curves_read_the_lag_columns_of_the_units_table():
                         "xcorr_lag_pos1": [0.2, 0.1]})
     ax = axes()
     panels.plot_xcorr_curves(ax, top, max_lag=1)
-    assert len(ax.lines) == 3  # two units + the zero-lag mark
+    assert len(ax.lines) == 4  # two units + their mean |xcorr| + the zero-lag mark
     np.testing.assert_array_equal(ax.lines[0].get_ydata(), [0.1, 0.9, 0.2])
     ax = axes()
     panels.plot_xcorr_curves(ax, top, max_lag=2)  # a mismatch is a note, not a wrong plot
     assert any("no cross-correlation" in t.get_text() for t in ax.texts)
+
+
+def test_a_p_value_at_the_permutation_floor_is_written_as_a_bound():
+    assert panels.format_p(1 / 10_001, 10_000) == "p ≤ 0.0001"
+    assert panels.format_p(0.0123, 10_000) == "p = 0.012"

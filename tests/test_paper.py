@@ -73,3 +73,11 @@ def test_a_single_separate_gru_run_is_not_the_main_condition_in_claims_or_figure
     assert verdicts.measure(plain, n_boot=50)[1]["main"] == "default"
     fig = figures.figure2(plain, None, ["default"], report_stats(plain.runs, n_boot=50))
     assert any("paper's claim" in text for text in band_labels(fig))
+
+
+def test_paper_runs_hold_every_other_swept_factor_at_its_reference():
+    runs = pd.DataFrame({"condition": ["shared_bidirectional"] * 6, "hidden_size": 96,
+                         "n_actions": [2, 4, 8] * 2, "cell": ["gru"] * 3 + ["lstm"] * 3})
+    kept, note = paper.paper_size_runs(runs)
+    assert list(zip(kept.n_actions, kept.cell)) == [(4, "gru")]
+    assert "n_actions = 4" in note and "cell = gru" in note

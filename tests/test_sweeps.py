@@ -13,11 +13,14 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from mirror_sweep.config import CONFIG_DIR, register_configs
+from mirror_sweep.config import CONFIG_DIR, register_configs, to_run_config
 from mirror_sweep.sweep import results
 from mirror_sweep.sweep.aggregate import load_sweep, write_aggregate
+from tests.conftest import compose_config
 
 CONDITIONS = sorted(p.stem for p in (Path(CONFIG_DIR) / "condition").glob("*.yaml"))
+# The readout probes are swept by the mechanism preset, not by the ablation suite.
+ABLATION_CONDITIONS = sorted(set(CONDITIONS) - {"action_head_both", "sensory_head_both"})
 # Seconds per job. batch_size=8 gives 4 batches, so train.lr=1e30 fails mid-training (batch 1).
 SMALL = ["data.n_train=32", "data.n_test=20", "train.epochs=1", "train.batch_size=8",
          "model.hidden_size=8", "analysis.n_permutations=100",
@@ -47,22 +50,35 @@ def summary(folder: Path) -> dict:
 
 
 @pytest.mark.parametrize("preset, params, folder", [
-    ("ablations", {"condition": ",".join(CONDITIONS), "seed": "range(0,10)"}, "ablations"),
-    ("hidden_sizes", {"model.hidden_size": "16,32,64,96,128,256", "seed": "range(0,10)"},
+    ("ablations", {"condition": ",".join(ABLATION_CONDITIONS), "seed": "range(0,10)"},
+     "ablations"),
+    ("hidden_sizes", {"condition": "separate_cores,shared_bidirectional,untrained",
+                      "model.hidden_size": "16,32,64,96,128,256", "seed": "range(0,10)"},
      "hidden_sizes"),
+    ("actions", {"condition": "shared_bidirectional,untrained", "env.n_actions": "2,4,8",
+                 "env.action_process": "iid,sticky,constant", "seed": "range(0,10)"}, "actions"),
+    ("architectures", {"condition": "separate_cores,shared_bidirectional,untrained",
+                       "model.cell": "gru,lstm,rnn", "seed": "range(0,10)"}, "architectures"),
+    ("mechanism", {"condition": "action_head_both,sensory_head_both,shared_bidirectional,"
+                                "shared_readout,untrained", "seed": "range(0,10)"}, "mechanism"),
     ("seeds", {"seed": "range(0,20)"}, "seeds"),
     ("paper", {}, "paper"),
 ])
 def test_presets_define_their_sweep_in_config(preset, params, folder):
     cfg = compose_hydra([f"+experiment={preset}"])
     swept = dict(cfg.hydra.sweeper.params or {})
-    if "condition" in swept:  # every condition of conf/condition/, in any order
+    if "condition" in swept:  # in any order
         swept["condition"] = ",".join(sorted(swept["condition"].split(",")))
     assert swept == params
+    for key, values in swept.items():  # every swept value composes into a valid run config
+        if key == "seed":
+            continue
+        for value in values.split(","):
+            to_run_config(compose_config([f"+experiment={preset}", f"{key}={value}"]))
     sweep_dir = OmegaConf.to_container(cfg.hydra.sweep, resolve=False)["dir"]
     assert sweep_dir == f"multirun/{folder}/${{now:%Y-%m-%d_%H-%M-%S}}"
     assert "sweep_summary" in cfg.hydra.callbacks
-    if preset != "ablations":
+    if preset in ("seeds", "paper"):
         assert cfg.hydra.runtime.choices.condition == "shared_bidirectional"
     if preset == "paper":
         assert cfg.seed == 42 and cfg.model.hidden_size == 96 and cfg.data.n_train == 2000
@@ -116,7 +132,10 @@ def test_ablations_preset_with_cli_values_winning_over_its_sweep(tmp_path):
     out = write_aggregate(load_sweep(sweep_dir), n_boot=200)
     robust = pd.read_csv(out / "robustness.csv")
     assert set(robust.condition) == {"shared_bidirectional", "untrained"}
-    assert (robust.n == 2).all()
+    # every metric with a value has both seeds (a metric undefined in a tiny run, e.g. a median
+    # over no mirror unit, has none)
+    assert robust.n.isin([0, 2]).all()
+    assert (robust.loc[robust.metric.isin(["frac_abs_r_gt", "max_r"]), "n"] == 2).all()
 
 
 @pytest.mark.parametrize("launcher", ["basic", "joblib_local"])
@@ -134,9 +153,7 @@ def test_a_failing_job_keeps_the_healthy_ones(tmp_path, launcher):
     assert list(sweep_.runs.run_id) == ["train.lr=0.001"]
     assert sweep_.failed[["run_id", "condition", "status"]].values.tolist() == [
         ["train.lr=1e+30", "train.lr=1e+30", "failed"]]
-    cores = len(os.sched_getaffinity(0))
-    expected_threads = max(1, cores // 2) if launcher == "joblib_local" else cores
-    assert summary(sweep_dir / "train.lr=0.001")["torch_threads"] == expected_threads
+    assert summary(sweep_dir / "train.lr=0.001")["torch_threads"] == 1  # run/threads.py
 
 
 @pytest.mark.slow
@@ -179,3 +196,45 @@ def test_resume_skips_complete_jobs_and_reruns_failed_missing_and_changed(tmp_pa
 def test_command_line_condition_replaces_a_presets_condition():
     choices = compose_hydra(["+experiment=seeds", "condition=forward_only"]).hydra.runtime.choices
     assert choices.condition == "forward_only" and choices.objective == "forward_only"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args, factor, values", [
+    (["model.cell=gru,lstm,rnn", "condition=shared_bidirectional,separate_cores"], "cell",
+     {"gru", "lstm", "rnn"}),
+    (["env.action_process=iid,sticky,constant", "env.n_actions=2,3"], "action_process",
+     {"iid", "sticky", "constant"}),
+])
+def test_tiny_sweep_over_each_new_option_groups_by_its_factor(tmp_path, args, factor, values):
+    sweep_dir = tmp_path / factor
+    sweep(sweep_dir, *args)
+    loaded = load_sweep(sweep_dir)
+    assert loaded.failed.empty and len(loaded.runs) == 6
+    assert set(loaded.runs[factor]) == values
+    # the factor is a column, not part of the condition label
+    assert not loaded.runs["condition"].str.contains(factor).any()
+    table = pd.read_csv(write_aggregate(loaded, n_boot=50) / "robustness.csv")
+    keys = table["grouped_by"].iloc[0].split(",")
+    assert keys[0] == "condition" and factor in keys
+    if factor == "cell":  # equal H: the core's parameter count follows the cell type
+        per_core = loaded.runs.groupby("cell")["n_core_parameters"].min()
+        assert per_core["lstm"] > per_core["gru"] > per_core["rnn"]
+    else:
+        assert set(loaded.runs["n_actions"]) == {2, 3} and "n_actions" in keys
+
+
+@pytest.mark.slow
+def test_tiny_sweep_over_the_readout_probes_draws_the_mechanism_figure(tmp_path):
+    from mirror_sweep.report.factor_figures import draw_factor_figures
+
+    sweep_dir = tmp_path / "mechanism"
+    sweep(sweep_dir, "condition=shared_bidirectional,action_head_both,sensory_head_both")
+    loaded = load_sweep(sweep_dir)
+    assert loaded.failed.empty
+    assert set(loaded.runs["condition"]) == {"shared_bidirectional", "action_head_both",
+                                             "sensory_head_both"}
+    probe = loaded.runs.set_index("condition")
+    assert pd.notna(probe.loc["action_head_both", "final_train_action_head_on_perform_loss"])
+    assert pd.notna(probe.loc["sensory_head_both", "final_train_sensory_head_on_observe_loss"])
+    paths = draw_factor_figures(loaded, tmp_path / "figures", n_boot=50)
+    assert {p.name for p in paths} == {"mechanism_readout.png", "mechanism_readout.pdf"}

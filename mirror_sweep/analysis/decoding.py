@@ -16,6 +16,12 @@ and on its own (perform->perform, observe->observe: the within-mode ceiling).
   for each of B permutations; test labels stay true. chance = mean null accuracy, null_sd its sd
   (ddof=1), p = (1 + #{null >= accuracy}) / (B + 1). As X is fixed, the true and all permuted
   label sets are solved in one linear solve against stacked +-1 target columns.
+- Up to a relabelling: a decoder may carry the action geometry across modes while reading each
+  action cluster as another class. ``accuracy_relabelled`` scores the held-out sequences after the
+  one-to-one map of predicted to true classes that maximises the matches on the *train-split*
+  sequences of the test mode (``geometry.best_relabelling``); ``relabelling`` is that map
+  (predicted class c read as class map[c], written "2 0 3 1"); within a mode it is usually the
+  identity.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import scipy.linalg
+
+from .geometry import relabelled_accuracy
 
 MODES = ("perform", "observe")
 
@@ -108,8 +116,13 @@ def permuted_label_sets(actions_train: np.ndarray, n_permutations: int, rng) -> 
     return np.vstack([actions_train.reshape(1, -1), shuffled])
 
 
+def predict_ridge(w, b, classes, x) -> np.ndarray:
+    """Predicted labels of the first fitted classifier (w (H, L, K), b (L, K)) on x (S, H)."""
+    return classes[(x @ w[:, 0] + b[0]).argmax(axis=1)]
+
+
 def decoding_table(hidden: dict, actions: dict, *, seed, test_fraction, n_null, ridge_alpha):
-    """Accuracy, chance and permutation p-value for all four train/test mode pairs.
+    """Accuracy (plain and up to relabelling), chance and p-value for the four mode pairs.
 
     Args:
         hidden: {"perform": (N, T, H), "observe": (N, T, H)} activations.
@@ -119,11 +132,13 @@ def decoding_table(hidden: dict, actions: dict, *, seed, test_fraction, n_null, 
 
     Returns:
         DataFrame, one row per (train_mode, test_mode) with columns train_mode, test_mode,
-        accuracy, chance, null_sd, p_value, n_train_sequences, n_test_sequences.
+        accuracy, accuracy_relabelled, relabelling, chance, null_sd, p_value,
+        n_train_sequences, n_test_sequences.
     """
     rng = np.random.default_rng(seed)
     n_seq, _, h = hidden["perform"].shape
     train_idx, test_idx = split_sequences(n_seq, test_fraction, rng)
+    n_classes = int(max(np.max(actions[mode]) for mode in MODES)) + 1
     rows = []
     for train_mode in MODES:
         x_tr = np.asarray(hidden[train_mode], np.float64)[train_idx].reshape(-1, h)
@@ -132,12 +147,19 @@ def decoding_table(hidden: dict, actions: dict, *, seed, test_fraction, n_null, 
         classes = np.unique(labels[0])
         w, b = fit_ridge_classifiers((x_tr - mean) / sd, labels, classes, ridge_alpha)
         for test_mode in MODES:
-            x_te = np.asarray(hidden[test_mode], np.float64)[test_idx].reshape(-1, h)
-            acc = score_ridge_classifiers(w, b, classes, (x_te - mean) / sd,
-                                          actions[test_mode][test_idx].ravel())
+            x_test_mode = (np.asarray(hidden[test_mode], np.float64) - mean) / sd
+            x_te = x_test_mode[test_idx].reshape(-1, h)
+            y_te = actions[test_mode][test_idx].ravel()
+            acc = score_ridge_classifiers(w, b, classes, x_te, y_te)
+            relabelled, mapping = relabelled_accuracy(
+                predict_ridge(w, b, classes, x_test_mode[train_idx].reshape(-1, h)),
+                actions[test_mode][train_idx].ravel(), predict_ridge(w, b, classes, x_te), y_te,
+                n_classes)
             null = acc[1:]
             rows.append({
                 "train_mode": train_mode, "test_mode": test_mode, "accuracy": float(acc[0]),
+                "accuracy_relabelled": relabelled,
+                "relabelling": " ".join(map(str, mapping)),
                 "chance": float(null.mean()),
                 "null_sd": float(null.std(ddof=1)) if n_null > 1 else float("nan"),
                 "p_value": float((1 + np.sum(null >= acc[0])) / (n_null + 1)),
@@ -146,10 +168,16 @@ def decoding_table(hidden: dict, actions: dict, *, seed, test_fraction, n_null, 
 
 
 def decoding_summary(table: pd.DataFrame) -> dict:
-    """Flatten the decoding table: decode_{train}_to_{test}_{accuracy,chance,null_sd,p}."""
+    """Flatten the decoding table:
+    decode_{train}_to_{test}_{accuracy,accuracy_relabelled,relabelled_identity,chance,null_sd,p}.
+    """
     out = {}
     for row in table.itertuples():
         prefix = f"decode_{row.train_mode}_to_{row.test_mode}"
-        out.update({f"{prefix}_accuracy": row.accuracy, f"{prefix}_chance": row.chance,
+        identity = " ".join(map(str, range(len(row.relabelling.split()))))
+        out.update({f"{prefix}_accuracy": row.accuracy,
+                    f"{prefix}_accuracy_relabelled": row.accuracy_relabelled,
+                    f"{prefix}_relabelled_identity": int(row.relabelling == identity),
+                    f"{prefix}_chance": row.chance,
                     f"{prefix}_null_sd": row.null_sd, f"{prefix}_p": row.p_value})
     return out

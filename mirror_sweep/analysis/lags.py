@@ -81,22 +81,39 @@ def peak_lags(xcorr: np.ndarray, max_lag: int):
     return peak_lag, np.where(ok, xcorr[best, cols], np.nan)
 
 
-def lag_table(perform, observe, *, max_lag: int):
-    """Per-unit lag columns and their summary.
+def lag_table(perform, observe, *, max_lag: int, mirror=None):
+    """Per-unit lag columns and their summary, over all units and over the mirror units.
+
+    Args:
+        perform, observe: (N, T, H) activations; max_lag: 0 <= max_lag < T.
+        mirror: (H,) bool, the units the ``_mirror`` statistics are over (e.g. |r| above the
+            threshold); None: not computed.
 
     Returns:
         (units, summary): units has xcorr_lag_* columns (see ``lag_labels``), peak_lag,
         peak_xcorr; summary has median_abs_peak_lag (over units with a defined peak; nan if
-        none) and frac_peak_lag_zero (over all H units).
+        none) and frac_peak_lag_zero (over all H units), and with ``mirror`` the same over the
+        mirror units (median_abs_peak_lag_mirror, frac_peak_lag_zero_mirror: nan when there is
+        none) and n_lag_mirror_units.
     """
     xcorr = mean_cross_correlation(perform, observe, max_lag)
     peak_lag, peak_xcorr = peak_lags(xcorr, max_lag)
     units = pd.DataFrame(dict(zip(lag_labels(max_lag), xcorr)))
     units["peak_lag"] = peak_lag
     units["peak_xcorr"] = peak_xcorr
-    defined = np.abs(peak_lag[np.isfinite(peak_lag)])
-    summary = {
-        "median_abs_peak_lag": float(np.median(defined)) if defined.size else float("nan"),
-        "frac_peak_lag_zero": float(np.mean(peak_lag == 0)),
-    }
+    summary = lag_summary(peak_lag)
+    if mirror is not None:
+        mirror = np.asarray(mirror, dtype=bool)
+        summary.update({f"{key}_mirror": value
+                        for key, value in lag_summary(peak_lag[mirror]).items()})
+        summary["n_lag_mirror_units"] = int(mirror.sum())
     return units, summary
+
+
+def lag_summary(peak_lag: np.ndarray) -> dict[str, float]:
+    """median |peak lag| over defined peaks and the share of units peaking at 0 (nan if none)."""
+    defined = np.abs(peak_lag[np.isfinite(peak_lag)])
+    return {
+        "median_abs_peak_lag": float(np.median(defined)) if defined.size else float("nan"),
+        "frac_peak_lag_zero": float(np.mean(peak_lag == 0)) if peak_lag.size else float("nan"),
+    }

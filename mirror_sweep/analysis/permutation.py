@@ -10,6 +10,11 @@ re-pairing), the cross-products C[n, m, u] = sum_t zP[n,t,u] zO[m,t,u] / (N T) a
 and the re-paired correlation is r_pi[u] = sum_n C[n, pi(n), u]. A chunk of permutations is a
 sparse 0/1 matrix (B_chunk, N*N) with N ones per row, so the null is one sparse-dense product per
 chunk, vectorized over units and permutations.
+
+Tails: the re-pairing null of a unit is centred on its own null mean (units with a large shared
+time course have null means far from 0), so each unit gets one-sided p-values against its own
+null (mirror: r above it; anti: r below it) and the two-sided p = min(1, 2 min) of the two; the
+family-wise max-statistic works on the studentised z = (r - null mean) / null SD.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from .multiple_testing import bh_qvalues, bonferroni, by_qvalues
 
 # Permutations per sparse product: the chunk's matrix holds chunk*N entries (~24 MB at N=300).
 _CHUNK = 2000
-# |r_perm| within this of |r| counts as a tie (float rounding of the identity re-pairing).
+# r_perm within this of r counts as a tie (float rounding of the identity re-pairing).
 _TIE_ATOL = 1e-10
 
 
@@ -116,12 +121,35 @@ def permutation_null(perform, observe, n_permutations: int, seed, n_threads: int
     return null_from_cross_products(pairing_cross_products(perform, observe), perms, n_threads)
 
 
-def permutation_pvalues(r: np.ndarray, null: np.ndarray) -> np.ndarray:
-    """Two-sided p = (1 + #{b : |r_perm[b,u]| >= |r[u]|}) / (B + 1).
+def one_sided_pvalues(r: np.ndarray, null: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One-sided permutation p-values in each direction, against the unit's own null.
 
-    |r_perm| within 1e-10 of |r| counts as a tie (so the identity re-pairing, whose r equals the
-    observed r up to rounding, always counts). This |r| rule differs from scipy's two-sided
-    2 min(one-sided p) when the null is asymmetric (its mean is not exactly 0 under re-pairing).
+    p_mirror = (1 + #{b : r_perm[b,u] >= r[u]}) / (B + 1) (r above its null: mirror);
+    p_anti = (1 + #{b : r_perm[b,u] <= r[u]}) / (B + 1) (r below its null: anti-mirror).
+    r_perm within 1e-10 of r counts as a tie in both (the identity re-pairing always counts).
+    The re-pairing null is not centred on 0 (units with a shared time course have null means far
+    from 0), so only these one-sided tails, not |r| against |r_perm|, are calibrated.
+
+    Args:
+        r: (H,) observed correlations.
+        null: (B, H) null correlations.
+
+    Returns:
+        (p_mirror, p_anti), each (H,); nan where r is nan.
+    """
+    denominator = null.shape[0] + 1.0
+    p_mirror = (1.0 + (null >= r - _TIE_ATOL).sum(axis=0)) / denominator
+    p_anti = (1.0 + (null <= r + _TIE_ATOL).sum(axis=0)) / denominator
+    finite = np.isfinite(r)
+    return np.where(finite, p_mirror, np.nan), np.where(finite, p_anti, np.nan)
+
+
+def permutation_pvalues(r: np.ndarray, null: np.ndarray) -> np.ndarray:
+    """Two-sided p = min(1, 2 min(p_mirror, p_anti)) (see ``one_sided_pvalues``).
+
+    This is scipy's two-sided rule; it stays valid when the unit's null is off-centre, where the
+    |r| >= |r_perm| rule is not (a unit 5 null SDs above a null centred at -0.4 would get a large
+    p under the |r| rule).
 
     Args:
         r: (H,) observed correlations.
@@ -130,27 +158,47 @@ def permutation_pvalues(r: np.ndarray, null: np.ndarray) -> np.ndarray:
     Returns:
         (H,) p-values; nan where r is nan.
     """
-    exceed = (np.abs(null) >= np.abs(r) - _TIE_ATOL).sum(axis=0)
-    p = (1.0 + exceed) / (null.shape[0] + 1.0)
-    return np.where(np.isfinite(r), p, np.nan)
+    p_mirror, p_anti = one_sided_pvalues(r, null)
+    return np.minimum(1.0, 2.0 * np.minimum(p_mirror, p_anti))
+
+
+def null_moments(null: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-unit mean and SD (ddof=1) of the null; nan for constant units (or B < 2 for the SD)."""
+    mean = null.mean(axis=0)
+    sd = null.std(axis=0, ddof=1) if null.shape[0] > 1 else np.full(null.shape[1], np.nan)
+    return mean, sd
+
+
+def studentise(values: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """(values - mean) / sd per unit; nan where the null has no spread (sd <= 0 or nan)."""
+    ok = np.isfinite(sd) & (sd > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(ok, (values - mean) / np.where(ok, sd, 1.0), np.nan)
 
 
 def maxstat_threshold(null: np.ndarray, alpha: float) -> tuple[float, np.ndarray]:
-    """Family-wise threshold from the max over units of |r_perm|.
+    """Family-wise threshold on the studentised statistic |z| = |r - null mean| / null SD.
+
+    The max over units of a raw |r_perm| is dominated by the units whose null is wide or far from
+    0 (large shared time courses), so a raw-|r| threshold is very conservative for the others.
+    Studentising each unit by its own null mean and SD first (Westfall & Young's max-T) gives
+    every unit the same weight in the max; the threshold is the (1 - alpha) quantile of
+    max_u |z_perm[b, u]| over permutations b.
 
     Args:
-        null: (B, H) null correlations (nan columns ignored).
-        alpha: family-wise error rate; the threshold is the (1 - alpha) quantile
-            (95th percentile at alpha = 0.05).
+        null: (B, H) null correlations (units with a non-finite or zero-spread null ignored).
+        alpha: family-wise error rate.
 
     Returns:
-        (threshold, max_abs) with max_abs (B,) the per-permutation max over units; threshold is
-        nan if every unit is constant.
+        (threshold, max_abs_z) with max_abs_z (B,) the per-permutation max over units of |z|;
+        threshold is nan if no unit has a usable null.
     """
-    valid = np.isfinite(null).all(axis=0)
+    mean, sd = null_moments(null)
+    z = studentise(null, mean, sd)
+    valid = np.isfinite(z).all(axis=0)
     if not valid.any():
         return float("nan"), np.full(null.shape[0], np.nan)
-    max_abs = np.abs(null[:, valid]).max(axis=1)
+    max_abs = np.abs(z[:, valid]).max(axis=1)
     return float(np.quantile(max_abs, 1.0 - alpha)), max_abs
 
 
@@ -162,31 +210,44 @@ def permutation_table(r, null, *, alpha, abs_threshold, pos_threshold):
         null: (B, H) from ``permutation_null``.
 
     Returns:
-        (units, summary): units has columns p_value, q_bh, q_by, p_bonferroni, p_maxstat,
-        sig_maxstat, null_mean_abs_r, null_sd_r; summary has maxstat_threshold, significant
-        mirror (r > 0) / anti-mirror (r < 0) counts for bh, by, bonferroni, maxstat, and the
-        null mean and excess of the headline fractions.
+        (units, summary): units has columns p_mirror, p_anti (one-sided), p_value (two-sided,
+        2 min), q_bh, q_by, p_bonferroni (of the two-sided p), null_mean_r, null_sd_r,
+        null_mean_abs_r, z_r ((r - null mean) / null SD), p_maxstat, sig_maxstat (max-T on
+        |z|). summary has maxstat_threshold_z, and significant mirror / anti-mirror counts for
+        bh, by, bonferroni, maxstat: a significant unit is mirror when r is above its null and
+        r > 0, anti when below its null and r < 0 (a unit significantly off its null on the
+        other side of 0 from it counts as neither); also the null mean and the excess of the
+        headline fractions.
     """
     r = np.asarray(r, dtype=np.float64)
-    p = permutation_pvalues(r, null)
+    p_mirror, p_anti = one_sided_pvalues(r, null)
+    p = np.minimum(1.0, 2.0 * np.minimum(p_mirror, p_anti))
+    mean, sd = null_moments(null)
+    z = studentise(r, mean, sd)
     threshold, max_abs = maxstat_threshold(null, alpha)
-    exceed_max = (max_abs[:, None] >= np.abs(r) - _TIE_ATOL).sum(axis=0)
+    finite_z = np.isfinite(z)
+    exceed_max = (max_abs[:, None] >= np.abs(np.where(finite_z, z, np.inf)) - _TIE_ATOL).sum(axis=0)
     units = pd.DataFrame({
+        "p_mirror": p_mirror,
+        "p_anti": p_anti,
         "p_value": p,
         "q_bh": bh_qvalues(p),
         "q_by": by_qvalues(p),
         "p_bonferroni": bonferroni(p),
-        "p_maxstat": np.where(np.isfinite(r), (1.0 + exceed_max) / (len(max_abs) + 1.0), np.nan),
-        "sig_maxstat": np.abs(r) > threshold,
+        "null_mean_r": mean,
+        "null_sd_r": sd,
         "null_mean_abs_r": np.abs(null).mean(axis=0),
-        "null_sd_r": null.std(axis=0, ddof=1) if null.shape[0] > 1 else np.full(len(r), np.nan),
+        "z_r": z,
+        "p_maxstat": np.where(finite_z, (1.0 + exceed_max) / (len(max_abs) + 1.0), np.nan),
+        "sig_maxstat": finite_z & (np.abs(np.nan_to_num(z)) > threshold),
     })
-    summary = {"maxstat_threshold": threshold}
+    summary = {"maxstat_threshold_z": threshold}
     flags = {"bh": units["q_bh"] < alpha, "by": units["q_by"] < alpha,
              "bonferroni": units["p_bonferroni"] < alpha, "maxstat": units["sig_maxstat"]}
+    above, below = p_mirror < p_anti, p_anti < p_mirror
     for name, sig in flags.items():
-        summary[f"n_sig_mirror_{name}"] = int((sig & (r > 0)).sum())
-        summary[f"n_sig_anti_{name}"] = int((sig & (r < 0)).sum())
+        summary[f"n_sig_mirror_{name}"] = int((sig & above & (r > 0)).sum())
+        summary[f"n_sig_anti_{name}"] = int((sig & below & (r < 0)).sum())
     observed = threshold_fractions(r, abs_threshold, pos_threshold)
     under_null = threshold_fractions(null, abs_threshold, pos_threshold)
     for key, value in observed.items():

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mirror_sweep.validation import RULES_BY_KEY, SettingError, check
+
 
 def check_activations(perform, observe) -> tuple[np.ndarray, np.ndarray]:
     """Validate the two activation arrays and return them as float64.
@@ -67,34 +69,31 @@ def check_actions(actions, name: str, shape: tuple[int, int]) -> np.ndarray:
 
 
 def check_parameters(*, n_timesteps: int, **params) -> None:
-    """Check the scalar settings of ``analyze_activations`` (names as in its signature).
+    """Check the scalar settings of ``analyze_activations`` (names as in its signature) with the
+    rules of ``mirror_sweep.validation`` (the table the app validates configs with).
 
     Args:
         n_timesteps: T of the activations, bounding ``max_lag``.
         **params: any of seed, n_permutations, alpha, max_lag, decoding_test_fraction,
-            decoding_null_permutations, ridge_alpha, abs_threshold, pos_threshold,
-            anti_threshold.
+            decoding_null_permutations, tuning_null_permutations, ridge_alpha, abs_threshold, pos_threshold,
+            anti_threshold, geometry_components, geometry_null_permutations,
+            subset_decoding_random_draws, unit_fractions, unit_fraction_summary.
+
+    Raises:
+        ValueError: starting with the argument's name, then its config key and the rule.
     """
-    rules = {
-        "seed": lambda v: _is_int(v) and v >= 0,
-        "n_permutations": lambda v: _is_int(v) and v >= 1,
-        "decoding_null_permutations": lambda v: _is_int(v) and v >= 1,
-        "max_lag": lambda v: _is_int(v) and 0 <= v < n_timesteps,
-        "alpha": lambda v: 0.0 < v < 1.0,
-        "decoding_test_fraction": lambda v: 0.0 < v < 1.0,
-        "ridge_alpha": lambda v: v > 0.0,
-        "abs_threshold": np.isfinite,
-        "pos_threshold": np.isfinite,
-        "anti_threshold": np.isfinite,
-    }
+    keys = {"seed": "seed", **{key.rsplit(".", 1)[1]: key for key in RULES_BY_KEY
+                               if key.startswith("analysis.")}}
+    for name in params:
+        if name not in keys:
+            raise TypeError(f"check_parameters: unknown setting {name!r}")
     for name, value in params.items():
+        values = {keys[name]: value}
+        if name == "max_lag":
+            values["env.seq_len"] = n_timesteps
+        if name == "n_permutations" and "alpha" in params:
+            values["analysis.alpha"] = params["alpha"]
         try:
-            ok = bool(rules[name](value))
-        except TypeError:
-            ok = False
-        if not ok:
-            raise ValueError(f"{name} has an invalid value: {value!r}")
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+            check(values)
+        except SettingError as error:
+            raise ValueError(f"{name} has an invalid value: {error}") from None

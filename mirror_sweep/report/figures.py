@@ -25,10 +25,12 @@ from mirror_sweep.report.panels import (
     label,
     note,
     ordered_conditions,
+    plot_action_trace,
     plot_condition_bars,
     plot_condition_measures,
     plot_decoding,
     plot_lag_counts,
+    plot_maxstat_null,
     plot_permutation_null,
     plot_r_by_condition,
     plot_r_heatmap,
@@ -37,7 +39,6 @@ from mirror_sweep.report.panels import (
     plot_time_courses,
     plot_xcorr_curves,
     seeds_note,
-    top_units,
 )
 from mirror_sweep.report.paper import (
     ABS_THRESHOLD,
@@ -45,6 +46,7 @@ from mirror_sweep.report.paper import (
     CLAIM_RANGES,
     MAIN,
     POS_THRESHOLD,
+    UNTRAINED,
     main_condition,
     paper_size_runs,
     paper_thresholds_used,
@@ -52,10 +54,13 @@ from mirror_sweep.report.paper import (
 from mirror_sweep.report.stats import empty_stats, report_stats, stats_of
 from mirror_sweep.sweep import results
 from mirror_sweep.sweep.aggregate import Sweep
+from mirror_sweep.sweep.summaries import robustness
 
 DPI = 200
 FORMATS = ("png", "pdf")
 N_TRACE_SEQUENCES = 3  # test sequences concatenated in the time-course panels
+N_TOP_UNITS = 3  # mirror units (r above the |r| threshold) whose traces Figure 1C shows
+R_QUANTILES = {"10th percentile": 0.1, "median": 0.5, "90th percentile": 0.9, "max": 1.0}
 RC = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 8.5,
       "xtick.labelsize": 9, "ytick.labelsize": 9, "axes.titleweight": "bold"}
 
@@ -69,14 +74,33 @@ class Example:
     seed: int
     units: pd.DataFrame
     n_timesteps: int = 0
-    top: list[int] = field(default_factory=list)  # top 3 mirror units (largest r)
+    top: list[int] = field(default_factory=list)  # up to 3 mirror units (r > |r| threshold)
     anti: int | None = None  # the most negative unit
     perform: np.ndarray | None = None  # (S*T, k) traces of top + [anti]
     observe: np.ndarray | None = None
+    perform_actions: np.ndarray | None = None  # (S*T,) actions of the traced steps
+    observe_actions: np.ndarray | None = None
     null: np.ndarray | None = None  # (B,) the run's permutation null of null_unit
     null_unit: int | None = None  # the unit with the largest r, as the run recorded it
+    max_abs_z: np.ndarray | None = None  # (B,) the run's max over units of |z| per permutation
     missing: str = ""  # why traces are absent
     missing_null: str = ""  # why the null is absent
+
+
+# Byte-identical figures across reruns: seaborn's strip-plot jitter draws from numpy's global
+# generator (seeded here, then restored), and the PDF gets no creation date.
+JITTER_SEED = 0
+FIXED_METADATA = {"pdf": {"CreationDate": None}}
+
+
+def seeded(make):
+    """make() with numpy's global generator seeded by JITTER_SEED, and restored afterwards."""
+    state = np.random.get_state()
+    np.random.seed(JITTER_SEED)
+    try:
+        return make()
+    finally:
+        np.random.set_state(state)
 
 
 def run_folder(sweep: Sweep, run_id: str) -> Path:
@@ -111,10 +135,12 @@ def load_example(sweep: Sweep, run_id: str | None = None,
     row = choose_example(sweep, run_id)
     if row is None:
         return None
+    abs_t, _ = thresholds_of(sweep.runs)
     units = sweep.units[sweep.units["run_id"] == row["run_id"]]
     ranked = units.dropna(subset=["r"]).sort_values("r")
+    mirror = ranked[ranked["r"] > abs_t]["unit"].iloc[::-1]
     example = Example(str(row["run_id"]), str(row["condition"]), int(row["seed"]), units,
-                      top=ranked["unit"].iloc[::-1][:3].astype(int).tolist(),
+                      top=mirror[:N_TOP_UNITS].astype(int).tolist(),
                       anti=int(ranked["unit"].iloc[0]) if len(ranked) else None)
     folder = run_folder(sweep, example.run_id)
     load_null(example, folder)
@@ -130,6 +156,8 @@ def load_example(sweep: Sweep, run_id: str | None = None,
     example.n_timesteps = perform.shape[1]
     example.perform = perform[:s, :, keep].reshape(-1, len(keep))
     example.observe = observe[:s, :, keep].reshape(-1, len(keep))
+    example.perform_actions = np.asarray(acts["perform_actions"])[:s].reshape(-1).astype(int)
+    example.observe_actions = np.asarray(acts["observe_actions"])[:s].reshape(-1).astype(int)
     return example
 
 
@@ -150,6 +178,8 @@ def load_null(example: Example, folder: Path) -> None:
         return
     example.null_unit = int(table["unit"].iloc[0])
     example.null = table["null_r"].to_numpy(dtype=float)
+    if "max_abs_z" in table:  # runs written before the studentised max-statistic have none
+        example.max_abs_z = table["max_abs_z"].to_numpy(dtype=float)
 
 
 # ------------------------------------------------------------------------------------ figures
@@ -169,6 +199,34 @@ def long_stats(stats: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
     part = stats[stats["metric"].isin(names)].copy()
     part["measure"] = part["metric"].map(names)
     return part
+
+
+def r_quantiles(units: pd.DataFrame) -> pd.DataFrame:
+    """Per run, quantiles of its units' r (R_QUANTILES): condition, seed, quantile, r."""
+    if units.empty or "r" not in units:
+        return pd.DataFrame(columns=["condition", "seed", "quantile", "r"])
+    grouped = units.dropna(subset=["r"]).groupby(["run_id", "condition", "seed"])["r"]
+    parts = [grouped.quantile(q).rename("r").reset_index().assign(quantile=name)
+             for name, q in R_QUANTILES.items()]
+    return pd.concat(parts, ignore_index=True)[["condition", "seed", "quantile", "r"]]
+
+
+def mirror_units(units: pd.DataFrame, abs_threshold: float) -> pd.DataFrame:
+    """The units with |r| above the threshold: the mirror (and anti-mirror) units."""
+    return units[units["r"].abs() > abs_threshold] if "r" in units else units.iloc[0:0]
+
+
+def decoding_stats(sweep: Sweep) -> pd.DataFrame:
+    """Across-seed mean and 95% CI of decoding accuracy per condition and train/test combo
+    (summaries.robustness): condition, measure (the combo), n, mean, ci_low, ci_high."""
+    data = sweep.decoding
+    if data.empty or not {"train_mode", "test_mode", "accuracy"} <= set(data):
+        return pd.DataFrame(columns=["condition", "measure", "n", "mean", "ci_low", "ci_high"])
+    combo = "train " + data["train_mode"] + " → test " + data["test_mode"]
+    wide = data.assign(combo=combo).pivot_table(index=["condition", "seed"], columns="combo",
+                                                 values="accuracy").reset_index()
+    combos = [c for c in wide.columns if str(c).startswith("train ")]
+    return robustness(wide, metrics=combos).rename(columns={"metric": "measure"})
 
 
 def thresholds_of(runs: pd.DataFrame) -> tuple[float, float]:
@@ -200,7 +258,9 @@ def figure1(sweep: Sweep, example: Example | None, conditions: list[str]) -> Fig
     pair = [main or (conditions[0] if conditions else MAIN), "separate_cores"]
     plot_r_histograms(ax_b, sweep.units, pair, (abs_t, pos_t))
     ax_b.set_title("B  r distribution: shared vs separate cores", loc="left")
-    if example is None or example.perform is None or not example.top:
+    if example is not None and example.perform is not None and not example.top:
+        note(ax_c, f"no unit of this run has r > {abs_t:g}")
+    elif example is None or example.perform is None:
         note(ax_c, example.missing if example else "no complete run")
     else:
         k = len(example.top)
@@ -209,7 +269,8 @@ def figure1(sweep: Sweep, example: Example | None, conditions: list[str]) -> Fig
                           [f"unit {u} (r = {r[u]:.2f})" for u in example.top])
         plot_sequence_bounds(ax_c, example.perform.shape[0] // example.n_timesteps,
                              example.n_timesteps)
-    ax_c.set_title("C  Top 3 mirror units (largest r)", loc="left")
+    ax_c.set_title(f"C  Mirror units (r > {abs_t:g}), up to {N_TOP_UNITS} with the largest r",
+                   loc="left")
     figure_title(fig, "Figure 1 — Emergence of mirror-like units", sweep)
     return fig
 
@@ -226,13 +287,22 @@ def figure2(sweep: Sweep, example: Example | None, conditions: list[str],
     abs_t, pos_t = thresholds_of(sweep.runs)
     if example is None or example.null is None:
         note(ax_a, example.missing_null if example else "no complete run")
-    else:
+    elif example.max_abs_z is not None and "z_r" in example.units:
+        # The best unit is the max of H: compare it with the max-statistic null, not its own.
+        unit = example.null_unit
+        row = example.units.set_index("unit").loc[unit]
+        run = sweep.runs[sweep.runs["run_id"] == example.run_id]
+        threshold = float(run["maxstat_threshold_z"].iloc[0]) \
+            if "maxstat_threshold_z" in run and len(run) else float("nan")
+        plot_maxstat_null(ax_a, example.max_abs_z, float(row["z_r"]), threshold,
+                          float(row["p_maxstat"]) if "p_maxstat" in row else None, unit)
+    else:  # a run written before the max-statistic null was saved
         unit = example.null_unit
         row = example.units.set_index("unit").loc[unit]
         plot_permutation_null(ax_a, example.null, float(row["r"]),
                               float(row["p_value"]) if "p_value" in row else None, unit)
-    ax_a.set_title(f"A  Permutation null, top unit\n({label(example.condition)}, seed "
-                   f"{example.seed})" if example else "A  Permutation null", loc="left")
+    ax_a.set_title(f"A  Best unit vs the max-statistic null\n({label(example.condition)}, "
+                   f"seed {example.seed})" if example else "A  Max-statistic null", loc="left")
     main = main_condition(sweep.runs)
     paper_t = paper_thresholds_used(abs_t, pos_t)  # the paper's ranges are at its thresholds
     for ax, panel, prefix, name in [(ax_b1, "B1", "frac_abs_r_gt", f"|r| > {abs_t:g}"),
@@ -249,7 +319,7 @@ def figure2(sweep: Sweep, example: Example | None, conditions: list[str],
         ax.set_title(f"{panel}  Units with {name} across seeds", loc="left")
         ax.set_xlim(-0.02, None)
     ax_b2.set_yticklabels([])
-    plot_decoding(ax_c, sweep.decoding, conditions)
+    plot_decoding(ax_c, sweep.decoding, conditions, decoding_stats(sweep))
     ax_c.set_title("C  Cross-condition decoding vs chance", loc="left")
     columns = {"congruent": "frac_congruent", "chance": "frac_congruent_chance"}
     plot_condition_measures(ax_d, long_measures(sweep.runs, columns), long_stats(stats, columns),
@@ -268,14 +338,16 @@ def figure3(sweep: Sweep, conditions: list[str], stats: pd.DataFrame) -> Figure:
     fig = Figure(figsize=(13, 10), layout="constrained")
     ax_a, ax_b = fig.subplots(2, 1)
     abs_t, pos_t = thresholds_of(sweep.runs)
-    plot_r_by_condition(ax_a, sweep.units, conditions, (abs_t, pos_t))
-    ax_a.set_title("A  Per-unit r by condition (all units of all seeds; dashed ±"
-                   f"{abs_t:g}, dash-dot {pos_t:g})", loc="left")
+    plot_r_by_condition(ax_a, r_quantiles(sweep.units), conditions, (abs_t, pos_t))
+    ax_a.set_title("A  Per-unit r by condition: quantiles within each run, one point per seed "
+                   f"(dashed ±{abs_t:g}, dash-dot {pos_t:g})", loc="left")
     columns = {f"|r| > {abs_t:g}": "frac_abs_r_gt", f"r > {pos_t:g}": "frac_r_gt",
-               f"time-centred |r| > {abs_t:g}": "time_centred_frac_abs_r_gt"}
+               f"time-centred |r| > {abs_t:g}": "time_centred_frac_abs_r_gt",
+               f"|r| > {abs_t:g} minus permutation null": "excess_frac_abs_r_gt",
+               f"|r| > {abs_t:g} at initial weights": "untrained_frac_abs_r_gt"}
     plot_condition_bars(ax_b, long_stats(stats, columns), conditions, list(columns))
-    ax_b.set_title("B  Fraction of units over the thresholds (mean over seeds, 95% bootstrap CI)",
-                   loc="left")
+    ax_b.set_title("B  Fraction of units over the thresholds, its excess over the permutation "
+                   "null and its initial-weight control (mean over seeds, 95% CI)", loc="left")
     if len(conditions) < 2:
         ax_b.text(0.5, 0.9, "only one condition in this sweep: no ablation to compare",
                   transform=ax_b.transAxes, ha="center", fontsize=9, color="0.35")
@@ -289,15 +361,22 @@ def figure4(sweep: Sweep, example: Example | None, conditions: list[str]) -> Fig
     fig = Figure(figsize=(15, 5.2), layout="constrained")
     ax_a, ax_b, ax_c = fig.subplots(1, 3, width_ratios=[1, 1, 1.5])
     main = main_condition(sweep.runs) or (conditions[0] if conditions else None)
+    abs_t, _ = thresholds_of(sweep.runs)
     units = sweep.units[sweep.units["condition"] == main] if main else sweep.units.iloc[0:0]
-    top = top_units(units) if len(units) else units
+    mirror = mirror_units(units, abs_t)
+    control = mirror_units(sweep.units[sweep.units["condition"] == UNTRAINED], abs_t) \
+        if main != UNTRAINED else sweep.units.iloc[0:0]
     max_lag = int(sweep.runs["analysis.max_lag"].iloc[0]) if "analysis.max_lag" in sweep.runs \
         and len(sweep.runs) else 3
     n_seeds = units["seed"].nunique() if len(units) else 0
-    plot_lag_counts(ax_a, top, max_lag)
-    ax_a.set_title(f"A  Peak lag, top 10% units by r\n({label(main or '-')}, "
-                   f"{len(top)} units, {seeds_note(n_seeds)})", loc="left")
-    plot_xcorr_curves(ax_b, top, max_lag)
+    groups = [mirror.assign(group=f"{label(main or '-')} ({len(mirror)} units)")]
+    if len(control):
+        groups.append(control.assign(group=f"{label(UNTRAINED)} ({len(control)} units)"))
+    plot_lag_counts(ax_a, pd.concat(groups, ignore_index=True), max_lag)
+    ax_a.set_title(f"A  Peak lag of mirror units (|r| > {abs_t:g})\n({label(main or '-')}, "
+                   f"{seeds_note(n_seeds)}; control: {label(UNTRAINED)}"
+                   f"{'' if len(control) else ' not in this sweep'})", loc="left")
+    plot_xcorr_curves(ax_b, mirror, max_lag, control, label(UNTRAINED))
     ax_b.set_title("B  Cross-correlation by lag (same units)", loc="left")
     anti_t = float(sweep.runs["analysis.anti_threshold"].iloc[0]) \
         if "analysis.anti_threshold" in sweep.runs and len(sweep.runs) else ANTI_THRESHOLD
@@ -306,8 +385,9 @@ def figure4(sweep: Sweep, example: Example | None, conditions: list[str]) -> Fig
         ax_c.set_title("C  Most negative (anti-mirror) unit", loc="left")
     else:
         r = float(example.units.set_index("unit").loc[example.anti, "r"])
-        plot_time_courses(ax_c, example.perform[:, -1:], example.observe[:, -1:],
-                          [f"unit {example.anti} (r = {r:.2f})"])
+        plot_action_trace(ax_c, example.perform[:, -1], example.observe[:, -1],
+                          example.perform_actions, example.observe_actions,
+                          f"unit {example.anti} (r = {r:.2f})")
         plot_sequence_bounds(ax_c, example.perform.shape[0] // example.n_timesteps,
                              example.n_timesteps)
         kind = "anti-mirror" if r < anti_t else f"no unit below r = {anti_t:g}; most negative"
@@ -329,15 +409,17 @@ def one_hidden_size(sweep: Sweep, example_run: str | None = None) -> tuple[Sweep
     if not restriction:
         return sweep, ""
     keep = set(kept["run_id"])
-    tables = {name: getattr(sweep, name) for name in ("runs", "units", "decoding", "history")}
-    return (dataclasses.replace(sweep, **{name: t[t["run_id"].isin(keep)]
+    tables = {name: getattr(sweep, name) for name in ("runs", "units", "decoding", "history",
+                                                      "subset_decoding", "ablation")}
+    return (dataclasses.replace(sweep, **{name: t[t["run_id"].isin(keep)] if "run_id" in t else t
                                           for name, t in tables.items()}), restriction)
 
 
 def draw_figures(sweep: Sweep, out_dir: Path | str, example_run: str | None = None,
                  n_boot: int = 10_000, seed: int = 0,
                  stats: pd.DataFrame | None = None) -> list[Path]:
-    """Draw Figures 1-4 of the paper from a loaded sweep into `out_dir` as PNG and PDF.
+    """Draw Figures 1-4 of the paper and Figures 5-6 (population geometry, causal ablation;
+    report.population_figures) from a loaded sweep into `out_dir` as PNG and PDF.
 
     Args:
         sweep: from aggregate.load_sweep.
@@ -359,18 +441,21 @@ def draw_figures(sweep: Sweep, out_dir: Path | str, example_run: str | None = No
     stats = stats_of(stats, sweep.runs) if len(sweep.runs) else empty_stats()
     example = load_example(sweep, example_run)
     paths = []
+    from mirror_sweep.report.population_figures import figure_series
+
     with sns.axes_style("ticks"), sns.plotting_context("paper", rc=RC):
         figures = {"figure1_emergence": lambda: figure1(sweep, example, conditions),
                    "figure2_robustness": lambda: figure2(sweep, example, conditions, stats),
                    "figure3_ablations": lambda: figure3(sweep, conditions, stats),
-                   "figure4_temporal": lambda: figure4(sweep, example, conditions)}
+                   "figure4_temporal": lambda: figure4(sweep, example, conditions),
+                   **figure_series(sweep, conditions, stats, n_boot, seed)}
         for name, make in figures.items():
-            fig = make()
+            fig = seeded(make)
             if restriction:
                 fig.suptitle(f"{fig.get_suptitle()} ({restriction})", fontsize=12,
                              fontweight="bold")
             for fmt in FORMATS:
                 path = out / f"{name}.{fmt}"
-                fig.savefig(path, dpi=DPI)
+                fig.savefig(path, dpi=DPI, metadata=FIXED_METADATA.get(fmt))
                 paths.append(path)
     return paths

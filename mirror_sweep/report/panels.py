@@ -22,9 +22,19 @@ CONDITION_LABELS = {
     "shuffled_observe": "shuffled observe", "independent_pairing": "pairing error",
     "independent_train_pairing": "pairing error (train)",
     "randomized_dynamics": "random dynamics", "shared_readout": "shared readout",
+    "action_head_both": "action head both modes", "sensory_head_both": "sensory head both modes",
     "untrained": "untrained",
 }
 PERFORM_COLOR, OBSERVE_COLOR = "#1b6ca8", "#d1495b"
+# Distinct colours for a measure and its controls (no two near-identical hues).
+MEASURE_COLORS = ["#1b6ca8", "#e07b00", "#7f7f7f", "#6a3d9a", "#2ca02c", "#d1495b"]
+
+
+def format_p(p: float, n_permutations: int | None = None) -> str:
+    """'p = 0.012', or 'p ≤ 0.0001' at the permutation floor 1/(B+1) (never a false 'p = floor')."""
+    if n_permutations is not None and p <= 1.0 / (n_permutations + 1) * (1 + 1e-9):
+        return f"p ≤ {1.0 / (n_permutations + 1):.1g}"
+    return f"p = {p:.2g}"
 XCORR_PREFIX = "xcorr_lag_"  # the units table's cross-correlation columns, one per lag
 
 
@@ -82,14 +92,6 @@ def dodged_rows(stats: pd.DataFrame, conditions: list[str], measures: list[str],
 def ci_error(row: pd.Series) -> np.ndarray:
     """(2, 1) distances from the mean to the CI bounds, as errorbar's xerr / yerr."""
     return np.array([[row["mean"] - row["ci_low"]], [row["ci_high"] - row["mean"]]])
-
-
-def top_units(units: pd.DataFrame, fraction: float = 0.1) -> pd.DataFrame:
-    """Per run, the `fraction` of units with the largest r (at least one): "top mirror units"."""
-    ranked = units.dropna(subset=["r"]).sort_values(["run_id", "r"], ascending=[True, False])
-    rank = ranked.groupby("run_id").cumcount()
-    size = ranked.groupby("run_id")["r"].transform("size")
-    return ranked[rank < np.maximum(1, np.round(fraction * size))]
 
 
 # ------------------------------------------------------------------------------ plot functions
@@ -198,11 +200,35 @@ def plot_permutation_null(ax, null: np.ndarray, r_obs: float, p_value: float | N
     sns.histplot(null, bins=40, ax=ax, color="0.6", stat="count",
                  label=f"null: re-paired sequences (B = {null.size})")
     ax.axvline(r_obs, color=PERFORM_COLOR, lw=2,
-               label=f"observed r = {r_obs:.3f}" + (f" (p = {p_value:.2g})"
+               label=f"observed r = {r_obs:.3f}" + (f" ({format_p(p_value, null.size)})"
                                                     if p_value is not None else ""))
     ax.set_xlabel(f"Pearson r of unit {unit} (perform vs observe)")
     ax.set_ylabel("permutations")
     ax.legend(loc="upper left", frameon=False)
+
+
+def plot_maxstat_null(ax, max_abs_z: np.ndarray, z_obs: float, threshold: float,
+                      p_value: float | None, unit: int) -> None:
+    """The family-wise null: max over units of |z| per permutation, against the best unit's z.
+
+    The best unit is the max of H units, so its own null is the wrong comparison (selection
+    bias); the max-statistic null is the distribution of that max under re-pairing.
+    """
+    max_abs_z = max_abs_z[np.isfinite(max_abs_z)]
+    if max_abs_z.size == 0 or not np.isfinite(z_obs):
+        return note(ax, "no max-statistic null for this run")
+    b = max_abs_z.size
+    sns.histplot(max_abs_z, bins=40, ax=ax, color="0.6", stat="count",
+                 label=f"null: max over units of |z| (B = {b})")
+    if np.isfinite(threshold):
+        ax.axvline(threshold, color="0.2", lw=1, ls="--",
+                   label=f"FWER 5% threshold = {threshold:.2f}")
+    ax.axvline(abs(z_obs), color=PERFORM_COLOR, lw=2,
+               label=f"unit {unit}: |z| = {abs(z_obs):.1f}" + (
+                   f" ({format_p(p_value, b)}, max-stat)" if p_value is not None else ""))
+    ax.set_xlabel("|z| = |r - null mean| / null SD (studentised, per unit)")
+    ax.set_ylabel("permutations")
+    ax.legend(loc="upper right", frameon=False)
 
 
 def plot_condition_measures(ax, values: pd.DataFrame, stats: pd.DataFrame,
@@ -224,7 +250,7 @@ def plot_condition_measures(ax, values: pd.DataFrame, stats: pd.DataFrame,
         rows = (-0.5, len(conditions) - 0.5) if band_condition is None else (
             conditions.index(band_condition) - 0.5, conditions.index(band_condition) + 0.5)
         ax.fill_betweenx(rows, *band, color="#f2c14e", alpha=0.45, lw=0, label=band_label)
-    palette = dict(zip(measures, sns.color_palette("colorblind", len(measures))))
+    palette = dict(zip(measures, MEASURE_COLORS))
     sns.stripplot(data=data, y="condition", x="value", hue="measure", order=conditions,
                   hue_order=measures, dodge=True, jitter=0.12, size=3.5, alpha=0.6, ax=ax,
                   palette=palette, orient="h")
@@ -238,10 +264,13 @@ def plot_condition_measures(ax, values: pd.DataFrame, stats: pd.DataFrame,
     legend_below(ax, "points: seeds; ◆: mean over seeds, 95% CI")
 
 
-def plot_decoding(ax, decoding: pd.DataFrame, conditions: list[str]) -> None:
-    """Decoding accuracy per seed for all four train/test combinations, with chance marks.
+def plot_decoding(ax, decoding: pd.DataFrame, conditions: list[str],
+                  stats: pd.DataFrame | None = None) -> None:
+    """Decoding accuracy per seed for all four train/test combinations, with each condition's
+    mean and 95% CI over seeds, and the chance level with the null's width.
 
-    decoding: columns condition, seed, train_mode, test_mode, accuracy, chance (per run).
+    decoding: columns condition, seed, train_mode, test_mode, accuracy, chance, null_sd (per
+    run). stats: long table condition, measure ("train a → test b"), mean, ci_low, ci_high.
     """
     data = decoding[decoding["condition"].isin(conditions)].copy()
     if data.empty:
@@ -249,37 +278,57 @@ def plot_decoding(ax, decoding: pd.DataFrame, conditions: list[str]) -> None:
     data["combo"] = "train " + data["train_mode"] + " → test " + data["test_mode"]
     combos = [f"train {a} → test {b}" for a, b in [("perform", "observe"), ("observe", "perform"),
                                                    ("perform", "perform"), ("observe", "observe")]]
-    palette = dict(zip(combos, sns.color_palette("colorblind", 4)))
+    palette = dict(zip(combos, MEASURE_COLORS))
+    width = 0.8 / len(combos)
+    if "null_sd" in data:  # chance ± 2 null SDs (mean over seeds): the null's width
+        band = data.groupby(["condition", "combo"])[["chance", "null_sd"]].mean()
+        for (condition, combo), row in band.iterrows():
+            y = conditions.index(condition) - 0.4 + width * (combos.index(combo) + 0.5)
+            ax.plot([row["chance"] - 2 * row["null_sd"], row["chance"] + 2 * row["null_sd"]],
+                    [y, y], color="0.75", lw=4, solid_capstyle="butt", zorder=0)
     sns.stripplot(data=data, y="condition", x="accuracy", hue="combo", order=conditions,
-                  hue_order=combos, dodge=True, jitter=0.1, size=4, ax=ax, palette=palette,
-                  orient="h")
+                  hue_order=combos, dodge=True, jitter=0.1, size=3.5, alpha=0.6, ax=ax,
+                  palette=palette, orient="h")
     sns.stripplot(data=data, y="condition", x="chance", hue="combo", order=conditions,
                   hue_order=combos, dodge=True, jitter=0, size=7, marker="|", ax=ax,
                   palette={c: "black" for c in combos}, orient="h", legend=False, linewidth=1)
+    if stats is not None and len(stats):
+        for y, combo, r in dodged_rows(stats, conditions, combos, "mean"):
+            ax.errorbar(r["mean"], y, xerr=np.nan_to_num(ci_error(r)), fmt="D",
+                        color=palette[combo], mec="black", mew=0.6, ms=5, capsize=2.5, lw=1.2)
     ax.plot([], [], "|", color="black", ms=8, label="chance (label-permutation null mean)")
+    ax.plot([], [], color="0.75", lw=4, label="chance ± 2 null SD")
     ax.set_yticks(range(len(conditions)), seed_tick_labels(data, conditions))
     ax.set_ylabel("")
     ax.set_xlabel("action decoding accuracy (held-out sequences; fraction correct)")
     ax.set_xlim(0, 1.02)
-    legend_below(ax, "points: seeds", ncol=3)
+    legend_below(ax, "points: seeds; ◆: mean over seeds, 95% CI", ncol=3)
 
 
-def plot_r_by_condition(ax, units: pd.DataFrame, conditions: list[str],
+def plot_r_by_condition(ax, quantiles: pd.DataFrame, conditions: list[str],
                         thresholds: tuple[float, float] = (ABS_THRESHOLD, POS_THRESHOLD)) -> None:
-    """Distributions of per-unit r (pooled over seeds) per condition, as violins."""
-    data = units[units["condition"].isin(conditions)].dropna(subset=["r"])
+    """Per-seed quantiles of per-unit r per condition: one point per seed and quantile.
+
+    Units of a run are not independent replicates, so the seed, not the unit, is the point:
+    quantiles has columns condition, seed, quantile (a label, e.g. "90th percentile"), r.
+    """
+    data = quantiles[quantiles["condition"].isin(conditions)].dropna(subset=["r"]) \
+        if "quantile" in quantiles else quantiles.iloc[0:0]
     if data.empty:
         return note(ax, "no per-unit r in this sweep")
-    sns.violinplot(data=data, x="condition", y="r", order=conditions, ax=ax, cut=0,
-                   inner="quart", density_norm="width", color="#9ecae1", linewidth=0.8)
+    order = list(dict.fromkeys(data["quantile"]))
+    sns.stripplot(data=data, x="condition", y="r", hue="quantile", order=conditions,
+                  hue_order=order, dodge=True, jitter=0.15, size=4, alpha=0.8, ax=ax,
+                  palette=dict(zip(order, MEASURE_COLORS)))
     for t in (-thresholds[0], thresholds[0]):
         ax.axhline(t, color="0.5", lw=0.8, ls="--")
     ax.axhline(thresholds[1], color="0.2", lw=0.8, ls="-.")
     ax.set_xticks(range(len(conditions)), seed_tick_labels(data, conditions, brackets=False),
                   rotation=30, ha="right")
     ax.set_xlabel("")
-    ax.set_ylabel("per-unit Pearson r (perform vs observe)")
+    ax.set_ylabel("per-unit Pearson r (quantiles within a run)")
     ax.set_ylim(-1.05, 1.05)
+    legend_below(ax, "points: seeds (each run's quantile of its units' r)", ncol=len(order))
 
 
 def plot_condition_bars(ax, stats: pd.DataFrame, conditions: list[str],
@@ -292,7 +341,8 @@ def plot_condition_bars(ax, stats: pd.DataFrame, conditions: list[str],
     if data.dropna(subset=["mean"]).empty:
         return note(ax, "not measured in this sweep")
     sns.barplot(data=data, x="condition", y="mean", hue="measure", order=conditions,
-                hue_order=measures, ax=ax, palette="colorblind", errorbar=None)
+                hue_order=measures, ax=ax, palette=dict(zip(measures, MEASURE_COLORS)),
+                errorbar=None)
     for x, _, r in dodged_rows(data, conditions, measures, "ci_low"):
         ax.errorbar(x, r["mean"], yerr=ci_error(r), color="black", capsize=2.5, lw=1)
     n = data.groupby("condition")["n"].max()
@@ -301,33 +351,69 @@ def plot_condition_bars(ax, stats: pd.DataFrame, conditions: list[str],
                   rotation=30, ha="right")
     ax.set_xlabel("")
     ax.set_ylabel("fraction of units (mean over seeds, 95% CI)")
+    ax.axhline(0, color="0.3", lw=0.6)
     ax.legend(loc="upper right", frameon=False)
 
 
-def plot_lag_counts(ax, top: pd.DataFrame, max_lag: int) -> None:
-    """Counts of the peak cross-correlation lag of the top mirror units (pooled over seeds)."""
-    lags = top["peak_lag"].dropna() if "peak_lag" in top else pd.Series(dtype=float)
-    if lags.empty:
-        return note(ax, "no lag analysis for these units")
+def plot_lag_counts(ax, units: pd.DataFrame, max_lag: int) -> None:
+    """Share of mirror units per peak cross-correlation lag, one bar per group (e.g. trained vs
+    its control). units: columns group, peak_lag."""
+    data = units.dropna(subset=["peak_lag"]) if "peak_lag" in units else units.iloc[0:0]
+    if data.empty:
+        return note(ax, "no mirror units (|r| above the threshold) with a lag")
     order = list(range(-max_lag, max_lag + 1))
-    sns.countplot(x=lags.astype(int), order=order, ax=ax, color="#6baed6")
+    data = data.assign(peak_lag=data["peak_lag"].astype(int))
+    shares = (data.groupby("group")["peak_lag"].value_counts(normalize=True)
+              .rename("share").reset_index())
+    groups = list(dict.fromkeys(data["group"]))
+    sns.barplot(data=shares, x="peak_lag", y="share", hue="group", order=order,
+                hue_order=groups, ax=ax, palette=dict(zip(groups, MEASURE_COLORS)))
     ax.set_xlabel("peak lag (timesteps; > 0: observe lags perform)")
-    ax.set_ylabel("top mirror units")
+    ax.set_ylabel("share of mirror units")
+    ax.legend(loc="upper left", frameon=False, fontsize=7.5)
 
 
-def plot_xcorr_curves(ax, top: pd.DataFrame, max_lag: int) -> None:
-    """Each top mirror unit's mean cross-correlation by lag (one faint line per unit).
+def plot_xcorr_curves(ax, top: pd.DataFrame, max_lag: int,
+                      control: pd.DataFrame | None = None, control_label: str = "") -> None:
+    """Each mirror unit's mean cross-correlation by lag (one faint line per unit), the mean
+    |xcorr| of those units, and the mean |xcorr| of the control's mirror units (dashed).
 
-    top: units rows with the runs' xcorr_lag_* columns (lags -max_lag..max_lag, in that order).
+    top, control: units rows with the runs' xcorr_lag_* columns (lags -max_lag..max_lag, in
+    that order).
     """
     columns = [c for c in top if str(c).startswith(XCORR_PREFIX)]
     if top.empty or len(columns) != 2 * max_lag + 1:
         return note(ax, "no cross-correlation curves for these units")
     lags = np.arange(-max_lag, max_lag + 1)
     ax.plot(lags, top[columns].to_numpy().T, color=PERFORM_COLOR, alpha=0.25, lw=0.8)
+    ax.plot(lags, np.nanmean(np.abs(top[columns].to_numpy()), axis=0), color=PERFORM_COLOR,
+            lw=2.2, label="mean |xcorr|, trained")
+    if control is not None and len(control) and set(columns) <= set(control):
+        ax.plot(lags, np.nanmean(np.abs(control[columns].to_numpy()), axis=0), color="0.35",
+                lw=2.2, ls="--", label=f"mean |xcorr|, {control_label}")
     ax.axvline(0, color="0.5", lw=0.8, ls="--")
     ax.set_xticks(lags)
     ax.set_xlabel("lag (timesteps; > 0: observe lags perform)")
     ax.set_ylabel("cross-correlation (mean over sequences)")
+    ax.legend(loc="lower center", frameon=False, fontsize=7.5)
 
 
+def plot_action_trace(ax, perform: np.ndarray, observe: np.ndarray,
+                      perform_actions: np.ndarray, observe_actions: np.ndarray,
+                      unit_label: str) -> None:
+    """One unit's perform (solid) and observe (dashed) trace with each step's marker coloured by
+    the action of that step, so action tuning and a mode offset can be told apart.
+
+    perform, observe: (S*T,) activations; *_actions: (S*T,) int actions."""
+    steps = np.arange(perform.shape[0])
+    n_actions = int(max(perform_actions.max(), observe_actions.max())) + 1
+    colors = np.array(sns.color_palette("colorblind", n_actions))
+    ax.plot(steps, perform, color="0.3", lw=1.2, label=f"{unit_label}: perform (solid)")
+    ax.plot(steps, observe, color="0.3", lw=1.2, ls="--", label="observe (dashed)")
+    ax.scatter(steps, perform, c=colors[perform_actions], s=22, zorder=3, edgecolors="none")
+    ax.scatter(steps, observe, c=colors[observe_actions], s=22, zorder=3, marker="s",
+               edgecolors="none")
+    for k in range(n_actions):
+        ax.scatter([], [], color=colors[k], s=22, label=f"action {k}")
+    ax.set_ylabel("activation (GRU hidden state, in [-1, 1])")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from mirror_sweep.config import AnalysisConfig
+from mirror_sweep.sweep.factors import at_reference
 
 # The paper's main condition (conf/condition/shared_bidirectional.yaml) and the label
 # aggregation gives a run without varying overrides (sweep/aggregate.py condition_labels).
@@ -42,6 +43,18 @@ TOLERANCE = 0.05  # "r ≈ x" in the paper read as x ± TOLERANCE
 MAX_R, MIN_R = 0.912, -0.791  # its best mirror unit and its anti-mirror unit 74
 CLAIM_RANGES = {"frac_abs_r_gt": (0.35, 0.40), "frac_r_gt": (0.25, 0.30),
                 "max_r": (MAX_R - TOLERANCE, 1.0), "min_r": (-1.0, MIN_R + TOLERANCE)}
+NEAR_MAX_R = MAX_R - TOLERANCE  # "units reach r ≈ 0.9": r >= 0.862
+SEVERAL = 2  # "several units reach r ≈ 0.9": at least this many per run
+# Methods: "Units with |r| > 0.4-0.5 are strong candidates; r > 0.2-0.3 indicates weak/moderate
+# mirroring" (the stricter end of each range).
+STRONG_ABS_R, WEAK_R = 0.5, 0.3
+# Discussion: "the strong mirror-neuron effect (|r| ≈ 0.75-0.92) reliably reappears".
+REAPPEARS_ABS_R = 0.75
+RELIABLE_SHARE = 0.8  # "reliably": in at least this share of seeds
+# The controls every "exists / exceeds / aligned" claim is also judged on (paired by seed): a
+# claim that holds as well for the untrained network or the separate cores is not specific.
+UNTRAINED, SEPARATE_CORES = "untrained", "separate_cores"
+CONTROLS = (UNTRAINED, SEPARATE_CORES)
 
 
 def paper_thresholds_used(abs_threshold: float, pos_threshold: float) -> bool:
@@ -76,13 +89,17 @@ def paper_size_runs(runs: pd.DataFrame, hidden_size: int | None = None
     """The runs that stand for the paper when a sweep varies the hidden size.
 
     Every run when the hidden size does not vary; else those at `hidden_size` (default the
-    paper's H = 96), none when no run has it. Returns (runs, note); note is "" when nothing was
-    dropped.
+    paper's H = 96), none when no run has it. Any other swept factor (K, action process, cell:
+    sweep/factors.py) is then held at its reference value (factors.at_reference). Returns
+    (runs, note); note is "" when nothing was dropped.
     """
-    if "hidden_size" not in runs or runs["hidden_size"].nunique() <= 1:
-        return runs, ""
-    h = HIDDEN_SIZE if hidden_size is None else hidden_size
-    keep = runs["hidden_size"] == h
-    if not keep.any():
-        return runs.iloc[0:0], f"hidden size varies and no run has H = {h}"
-    return runs[keep], f"hidden size varies: H = {h} runs only"
+    notes = []
+    if "hidden_size" in runs and runs["hidden_size"].nunique() > 1:
+        h = HIDDEN_SIZE if hidden_size is None else hidden_size
+        keep = runs["hidden_size"] == h
+        if not keep.any():
+            return runs.iloc[0:0], f"hidden size varies and no run has H = {h}"
+        runs = runs[keep]
+        notes.append(f"hidden size varies: H = {h} runs only")
+    runs, other = at_reference(runs)
+    return runs, "; ".join(notes + ([other] if other else []))

@@ -7,8 +7,12 @@ logic. The constructors below (`overlaps`, `reduces`, ...) are the rules the cla
 
 A rule sees `rows`: {source: stats row} where a stats row is a dict with mean, ci_low, ci_high
 (one row of summaries.robustness) and the sources are THIS (the claim's condition and metric),
-REFERENCE (the reference condition, same metric) and SIGNIFICANT (the claim's condition, the
-share of seeds whose decoding permutation p < ALPHA).
+REFERENCE (the reference condition, same metric), SIGNIFICANT (the claim's condition, the
+share of seeds whose decoding permutation p < ALPHA) and PAIRED (the seed-paired contrast of
+THIS minus REFERENCE from sweep.contrasts: mean = the mean per-seed difference, ci_low, ci_high
+its CI, p its exact sign-flip p). Every comparison between conditions (reduces, removes,
+exceeds) reads PAIRED: conditions share the data and the test set of a seed, so unpaired CIs
+waste the pairing.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ from dataclasses import dataclass
 
 ALPHA = 0.05  # per-run decoding p-value level
 MIN_SIGNIFICANT_SHARE = 0.8  # share of seeds whose decoding p < ALPHA, for "above chance"
-THIS, REFERENCE, SIGNIFICANT = "this", "reference", "significant"
-_FIELDS = {"mean": "mean", "ci_low": "95% CI lower bound", "ci_high": "95% CI upper bound"}
-_SOURCES = {THIS: "this condition's", REFERENCE: "the reference's"}
+THIS, REFERENCE, SIGNIFICANT, PAIRED = "this", "reference", "significant", "paired"
+_FIELDS = {"mean": "mean", "ci_low": "95% CI lower bound", "ci_high": "95% CI upper bound",
+           "p": "sign-flip p"}
+_SOURCES = {THIS: "this condition's", REFERENCE: "the reference's",
+            PAIRED: "the seed-paired difference's (this - reference)"}
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
 
@@ -120,14 +126,39 @@ def fails_to_decode() -> Rule:
     return Rule("decoding fails", (Compare(LOW, "<=", Const(0)),))
 
 
+PAIRED_LOW, PAIRED_HIGH, PAIRED_P = (Stat(PAIRED, "ci_low"), Stat(PAIRED, "ci_high"),
+                                     Stat(PAIRED, "p"))
+
+
 def reduces() -> Rule:
-    return Rule("reduces", (Compare(HIGH, "<", REF_LOW),))
+    """The seed-paired difference (this - reference) is below 0: CI and sign-flip p."""
+    return Rule("reduces", (Compare(PAIRED_HIGH, "<", Const(0)),
+                            Compare(PAIRED_P, "<", Const(ALPHA))))
 
 
 def removes() -> Rule:
-    """Reduces, and to at most half the reference's mean."""
-    return Rule("removes", (Compare(HIGH, "<", REF_LOW), Compare(MEAN, "<=", Const(0.5, REF_MEAN))))
+    """Reduces (paired), and to at most half the reference's mean."""
+    return Rule("removes", (Compare(PAIRED_HIGH, "<", Const(0)),
+                            Compare(PAIRED_P, "<", Const(ALPHA)),
+                            Compare(MEAN, "<=", Const(0.5, REF_MEAN))))
 
 
 def exceeds() -> Rule:
-    return Rule("exceeds", (Compare(LOW, ">", REF_HIGH),))
+    """The seed-paired difference (this - reference) is above 0: CI and sign-flip p."""
+    return Rule("exceeds", (Compare(PAIRED_LOW, ">", Const(0)),
+                            Compare(PAIRED_P, "<", Const(ALPHA))))
+
+
+def at_least_share(share: float) -> Rule:
+    """The across-seed mean of a per-run 0/1 flag (a share of seeds) is at least `share`."""
+    return Rule(f"in at least {share:.0%} of seeds", (Compare(MEAN, ">=", Const(share)),))
+
+
+def some_seed() -> Rule:
+    """At least one seed has the per-run 0/1 flag (the share of seeds is above 0)."""
+    return Rule("in at least one seed", (Compare(MEAN, ">", Const(0)),))
+
+
+def above(value: float) -> Rule:
+    """The CI lower bound is above `value`."""
+    return Rule(f"above {value:g}", (Compare(LOW, ">", Const(value)),))

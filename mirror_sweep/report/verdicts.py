@@ -1,8 +1,11 @@
 """Verdicts: each claim of the catalog against the across-seed statistics of a sweep.
 
 `measure` picks the runs that stand for the paper (report.paper) and their rows of the report's
-statistics; `evaluate_claims` is a pure function of those statistics: a claim is not measured
-when its inputs are missing, else its rule (report.rules) decides.
+statistics and seed-paired contrasts; `evaluate_claims` is a pure function of those: a claim is
+not measured when its inputs are missing, else its rule (report.rules) decides. A claim that
+holds is "trivial: ..." when it is true by construction (Claim.trivial) or when its rule holds
+as well for one of its controls (Claim.controls); each row shows the seed-paired effect of the
+claim's condition against every control beside the raw value.
 """
 
 from __future__ import annotations
@@ -13,40 +16,52 @@ import pandas as pd
 from mirror_sweep.report.claims import CLAIMS, MIN_P_METRIC, THRESHOLD_METRICS, Claim
 from mirror_sweep.report.paper import (
     ABS_THRESHOLD,
+    CONTROLS,
     MAIN,
     PAPER_THRESHOLDS,
     POS_THRESHOLD,
+    UNTRAINED,
     main_condition,
     paper_size_runs,
 )
-from mirror_sweep.report.rules import ALPHA, REFERENCE, SIGNIFICANT, THIS
-from mirror_sweep.report.stats import report_stats, stats_of
+from mirror_sweep.report.rules import ALPHA, PAIRED, REFERENCE, SIGNIFICANT, THIS
+from mirror_sweep.report.stats import contrasts_of, report_contrasts, report_stats, stats_of
 from mirror_sweep.sweep.aggregate import Sweep
+from mirror_sweep.sweep.contrasts import INITIAL_WEIGHTS, TWIN_PREFIX
 
-HOLDS, FAILS, NOT_MEASURED = "holds", "does not hold", "not measured"
+HOLDS, FAILS, NOT_MEASURED, TRIVIAL = "holds", "does not hold", "not measured", "trivial"
+# Per standard control: the claim condition's seed-paired difference from it (claim metric).
+CONTROL_FIELDS = ["difference", "ci_low", "ci_high", "p", "n_pairs"]
 COLUMNS = ["claim_id", "claim", "paper_value", "condition", "metric", "measured_mean", "ci_low",
            "ci_high", "n_seeds", "verdict", "rule", "reference_condition", "reference_mean",
-           "reference_ci_low", "reference_ci_high", "note"]
+           "reference_ci_low", "reference_ci_high", "paired_difference", "paired_ci_low",
+           "paired_ci_high", "paired_p", "paired_n", "control_effects",
+           *(f"vs_{c}_{f}" for c in CONTROLS for f in CONTROL_FIELDS), "note"]
 
 
 def measure(sweep: Sweep, stats: pd.DataFrame | None = None, n_boot: int = 10_000,
-            seed: int = 0) -> tuple[pd.DataFrame, dict]:
+            seed: int = 0, paired: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict]:
     """The claims' statistics and the context they need.
 
     Args:
         stats: report.stats.report_stats of the whole sweep (computed here when None).
+        paired: report.stats.report_contrasts of the whole sweep (computed here when None).
 
     Returns:
         (stats, context): the stats rows of the paper's runs (condition, metric, n, mean, sd,
         ci_low, ci_high); context: main (the main condition's label or None), runs (the runs the
         claims use), threshold_mismatch (conditions whose thresholds differ from the paper's),
-        notes.
+        notes, paired (the seed-paired contrasts of the paper's runs).
     """
     runs, note = paper_size_runs(sweep.runs)
+    units = getattr(sweep, "units", None)
     if stats is None:
-        stats = report_stats(sweep.runs, n_boot=n_boot, seed=seed)
+        stats = report_stats(sweep.runs, n_boot=n_boot, seed=seed, units=units)
+    if paired is None:
+        paired = report_contrasts(sweep.runs, n_boot=n_boot, seed=seed, units=units)
     context = {"main": main_condition(runs), "runs": runs, "notes": [note] if note else [],
-               "threshold_mismatch": threshold_mismatch(runs)}
+               "threshold_mismatch": threshold_mismatch(runs),
+               "paired": contrasts_of(paired, runs)}
     return stats_of(stats, runs), context
 
 
@@ -67,6 +82,21 @@ def lookup(stats: pd.DataFrame, condition: str | None, metric: str | None) -> di
     return rows.iloc[0].to_dict() if len(rows) else None
 
 
+def lookup_paired(paired: pd.DataFrame | None, condition: str | None, reference: str | None,
+                  metric: str) -> dict | None:
+    """The seed-paired contrast (condition - reference) of `metric` as a stats-like dict (mean =
+    the mean difference, ci_low, ci_high, p, n = pairs), or None."""
+    if paired is None or paired.empty or condition is None or reference is None:
+        return None
+    rows = paired[(paired["condition"] == condition) & (paired["reference"] == reference)
+                  & (paired["metric"] == metric)]
+    if not len(rows):
+        return None
+    row = rows.iloc[0]
+    return {"mean": row["mean_difference"], "ci_low": row["ci_low"], "ci_high": row["ci_high"],
+            "p": row["p"], "n": row["n_pairs"]}
+
+
 def unmeasured_reason(row: dict | None, condition: str | None, metric: str) -> str | None:
     if condition is None:
         return "the main condition is absent from the sweep"
@@ -81,9 +111,16 @@ def why_not_measured(claim: Claim, stats: pd.DataFrame, context: dict,
                      condition: str | None, reference: str | None,
                      rows: dict[str, dict | None]) -> str | None:
     """Why the claim cannot be decided on these stats, or None."""
+    if claim.needs and rows[THIS] is None:
+        return f"needs {claim.needs}"
     reason = unmeasured_reason(rows[THIS], condition, claim.metric)
     if reason is None and claim.reference:
         reason = unmeasured_reason(rows[REFERENCE], reference, claim.metric)
+    if reason is None and PAIRED in claim.rule.sources():
+        pair = rows[PAIRED]
+        if pair is None or pair["n"] < 2 or not np.isfinite(pair["ci_low"]):
+            reason = (f"fewer than 2 seeds shared by {condition} and {reference} "
+                      "(no seed-paired contrast)")
     if reason is None and claim.significance_metric:
         min_p = lookup(stats, condition, MIN_P_METRIC)
         if rows[SIGNIFICANT] is None:
@@ -97,19 +134,76 @@ def why_not_measured(claim: Claim, stats: pd.DataFrame, context: dict,
     return reason
 
 
+def claim_rows(claim: Claim, stats: pd.DataFrame, context: dict, condition: str | None,
+               reference: str | None, metric: str | None = None) -> dict[str, dict | None]:
+    """The rows the claim's rule reads, for the claim evaluated on `condition` (and, when
+    given, on `metric` in place of the claim's for THIS)."""
+    return {THIS: lookup(stats, condition, metric or claim.metric),
+            REFERENCE: lookup(stats, reference, claim.metric) if claim.reference else None,
+            SIGNIFICANT: lookup(stats, condition, claim.significance_metric),
+            PAIRED: lookup_paired(context.get("paired"), condition, reference, claim.metric)}
+
+
+def decide(claim: Claim, stats: pd.DataFrame, context: dict, condition: str | None,
+           reference: str | None, metric: str | None = None) -> tuple[str, str | None, dict]:
+    """(holds / does not hold / not measured, the reason when not measured, rows)."""
+    rows = claim_rows(claim, stats, context, condition, reference, metric)
+    reason = why_not_measured(claim, stats, context, condition, reference, rows)
+    return (NOT_MEASURED if reason else (HOLDS if claim.rule.holds(rows) else FAILS)), reason, rows
+
+
+def holds_for_control(claim: Claim, stats: pd.DataFrame, context: dict, condition: str,
+                      control: str, reference: str | None) -> bool:
+    """Whether the claim's rule holds on the control. The untrained control falls back to the
+    claim condition's own initial-weight twin (TWIN_PREFIX + metric, the same network at its
+    initial weights, as the untrained condition of the same seed) when no `untrained`
+    condition is in the sweep."""
+    if control == UNTRAINED and lookup(stats, control, claim.metric) is None:
+        twin = TWIN_PREFIX + claim.metric
+        if claim.reference or lookup(stats, condition, twin) is None:
+            return False
+        return decide(claim, stats, context, condition, reference, twin)[0] == HOLDS
+    return decide(claim, stats, context, control, reference)[0] == HOLDS
+
+
+def control_effect(context: dict, condition: str | None, control: str | None,
+                   metric: str) -> dict | None:
+    """The seed-paired difference condition - control of `metric` (None when not paired); for
+    the untrained control without an `untrained` condition, the difference from the runs' own
+    initial weights."""
+    effect = lookup_paired(context.get("paired"), condition, control, metric)
+    if effect is None and control == UNTRAINED:
+        effect = lookup_paired(context.get("paired"), condition, INITIAL_WEIGHTS, metric)
+    return effect
+
+
+def fmt_effect(effect: dict | None) -> str:
+    if effect is None or not np.isfinite(effect["mean"]):
+        return "not paired"
+    ci = (f" [{effect['ci_low']:+.3f}, {effect['ci_high']:+.3f}]"
+          if np.isfinite(effect["ci_low"]) else "")
+    return f"{effect['mean']:+.3f}{ci}, p = {effect['p']:.2g} (n = {int(effect['n'])})"
+
+
 def evaluate_claim(claim: Claim, stats: pd.DataFrame, context: dict) -> dict:
-    """One claims.csv row: the measured statistics, the verdict and the rule."""
+    """One claims.csv row: the measured statistics, the verdict, the rule, the paired effects."""
     resolve = {"main": context.get("main")}
     condition = resolve.get(claim.condition, claim.condition)
     reference = resolve.get(claim.reference, claim.reference) if claim.reference else None
-    rows = {THIS: lookup(stats, condition, claim.metric),
-            REFERENCE: lookup(stats, reference, claim.metric) if claim.reference else None,
-            SIGNIFICANT: lookup(stats, condition, claim.significance_metric)}
-    reason = why_not_measured(claim, stats, context, condition, reference, rows)
-    verdict = NOT_MEASURED if reason else (HOLDS if claim.rule.holds(rows) else FAILS)
-    row, ref, share = rows[THIS], rows[REFERENCE], rows[SIGNIFICANT]
+    verdict, reason, rows = decide(claim, stats, context, condition, reference)
+    controls = [resolve.get(c, c) for c in claim.controls]
+    if verdict == HOLDS and claim.trivial:
+        verdict = f"{TRIVIAL}: {claim.trivial}"
+    elif verdict == HOLDS:
+        also = [c for c in controls if c is not None and c != condition
+                and holds_for_control(claim, stats, context, condition, c, reference)]
+        if also:
+            verdict = f"{TRIVIAL}: also holds for {' and '.join(also)}"
+    effects = {c: control_effect(context, condition, c, claim.metric)
+               for c in controls if c is not None and c != condition}
+    row, ref, share, pair = rows[THIS], rows[REFERENCE], rows[SIGNIFICANT], rows[PAIRED]
     note = reason or (f"p < {ALPHA:g} in {share['mean']:.0%} of seeds" if share else "")
-    return {
+    out = {
         "claim_id": claim.claim_id, "claim": claim.claim, "paper_value": claim.paper_value,
         "condition": condition if condition is not None else MAIN, "metric": claim.metric,
         "measured_mean": row["mean"] if row else np.nan,
@@ -119,8 +213,19 @@ def evaluate_claim(claim: Claim, stats: pd.DataFrame, context: dict) -> dict:
         "n_seeds": int(row["n"]) if row else 0, "verdict": verdict, "rule": claim.rule_text(),
         "reference_condition": reference or "", "reference_mean": ref["mean"] if ref else np.nan,
         "reference_ci_low": ref["ci_low"] if ref else np.nan,
-        "reference_ci_high": ref["ci_high"] if ref else np.nan, "note": note,
+        "reference_ci_high": ref["ci_high"] if ref else np.nan,
+        "paired_difference": pair["mean"] if pair else np.nan,
+        "paired_ci_low": pair["ci_low"] if pair else np.nan,
+        "paired_ci_high": pair["ci_high"] if pair else np.nan,
+        "paired_p": pair["p"] if pair else np.nan, "paired_n": int(pair["n"]) if pair else 0,
+        "control_effects": "; ".join(f"vs {c}: {fmt_effect(e)}" for c, e in effects.items()),
+        "note": note,
     }
+    for control in CONTROLS:
+        effect = effects.get(control)
+        for field, key in zip(CONTROL_FIELDS, ["mean", "ci_low", "ci_high", "p", "n"]):
+            out[f"vs_{control}_{field}"] = effect[key] if effect else np.nan
+    return out
 
 
 def evaluate_claims(stats: pd.DataFrame, context: dict,
@@ -129,7 +234,9 @@ def evaluate_claims(stats: pd.DataFrame, context: dict,
 
     Args:
         stats: columns condition, metric, n, mean, ci_low, ci_high (summaries.robustness).
-        context: {"main": the main condition's label or None, "threshold_mismatch": [labels]}.
+        context: {"main": the main condition's label or None, "threshold_mismatch": [labels],
+            "paired": the seed-paired contrasts (sweep.contrasts columns; absent: the rules
+            that compare conditions are not measured)}.
         claims: default CLAIMS.
 
     Returns:

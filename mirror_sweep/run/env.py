@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mirror_sweep.config import Dynamics, EnvConfig, Pairing
+from mirror_sweep.config import ActionProcess, Dynamics, EnvConfig, Pairing
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,28 @@ def simulate(actions: np.ndarray, effects: np.ndarray, env: EnvConfig,
 
 
 def draw_actions(n: int, env: EnvConfig, rng: np.random.Generator) -> np.ndarray:
-    """Actions drawn uniformly and independently at every step: (n, T) int64."""
-    return rng.integers(0, env.n_actions, size=(n, env.seq_len), dtype=np.int64)
+    """n action sequences of env.action_process: (n, T) int64, each action uniform over K.
+
+    iid: a fresh uniform action at every step (one draw of rng.integers, as always);
+    sticky: a uniform first action, then at each step the previous action is kept with
+    probability env.stay_prob and otherwise replaced by one of the K - 1 others, uniformly
+    (so P(a_t = a_{t-1}) = stay_prob exactly, and stay_prob = 1/K is the i.i.d. process);
+    constant: one uniform action repeated over the whole sequence.
+    """
+    process = env.action_process
+    if process is ActionProcess.iid:
+        return rng.integers(0, env.n_actions, size=(n, env.seq_len), dtype=np.int64)
+    if process is ActionProcess.constant:
+        first = rng.integers(0, env.n_actions, size=(n, 1), dtype=np.int64)
+        return np.repeat(first, env.seq_len, axis=1)
+    actions = np.empty((n, env.seq_len), dtype=np.int64)
+    actions[:, 0] = rng.integers(0, env.n_actions, size=n)
+    switch = rng.random((n, env.seq_len - 1)) >= env.stay_prob
+    # a switch adds 1..K-1 (mod K): a uniform choice among the other K - 1 actions
+    shift = rng.integers(1, env.n_actions, size=(n, env.seq_len - 1)) * switch
+    for t in range(1, env.seq_len):
+        actions[:, t] = (actions[:, t - 1] + shift[:, t - 1]) % env.n_actions
+    return actions
 
 
 def make_sequences(n: int, pairing: Pairing, effects: np.ndarray, env: EnvConfig,

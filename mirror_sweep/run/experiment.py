@@ -32,6 +32,8 @@ class RunResult:
     history: pd.DataFrame  # one row per epoch
     activations: dict[str, np.ndarray]  # test-set hidden states (N, T, H) and actions (N, T)
     top_null: pd.DataFrame  # unit, null_r: the permutation null (B rows) of the largest-r unit
+    subset_decoding: pd.DataFrame  # one row per (train mode, test mode, unit selection, k)
+    ablation: pd.DataFrame  # one row per (mode, metric, clamp, unit selection, k); empty if off
 
 
 @dataclass(frozen=True)
@@ -43,10 +45,12 @@ class RunSeeds:
     init: int
     batches: int
     analysis: int
+    ablation: int
 
     @classmethod
     def from_seed(cls, seed: int) -> RunSeeds:
-        children = np.random.SeedSequence(seed).spawn(5)
+        # spawn(6) keeps the first five children of spawn(5): adding a stream shifts no draw
+        children = np.random.SeedSequence(seed).spawn(6)
         return cls(*(int(child.generate_state(1)[0]) for child in children))
 
 
@@ -68,7 +72,7 @@ def build_model(cfg: RunConfig, init_seed: int) -> MirrorGRU:
 
     torch.manual_seed(init_seed)
     return MirrorGRU(cfg.env.n_actions, cfg.env.sensory_dim, cfg.model.hidden_size,
-                     cfg.model.shared_core)
+                     cfg.model.shared_core, cfg.model.cell.value)
 
 
 def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
@@ -117,7 +121,7 @@ def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
     stage("analysis")
     import pandas as pd
 
-    from mirror_sweep.analysis import analyze_activations, headline_metrics
+    from mirror_sweep.analysis import analyze_activations, control_metrics
 
     start = time.perf_counter()
     if threads is not None:
@@ -125,15 +129,25 @@ def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
     result = analyze_activations(perform, observe, test_set.perform_actions,
                                  test_set.observe_actions, seed=seeds.analysis,
                                  n_threads=torch.get_num_threads(), **asdict(cfg.analysis))
-    untrained_r, untrained_summary = headline_metrics(
+    untrained_r, untrained_summary = control_metrics(
         untrained_perform, untrained_observe, abs_threshold=cfg.analysis.abs_threshold,
-        pos_threshold=cfg.analysis.pos_threshold, anti_threshold=cfg.analysis.anti_threshold)
+        pos_threshold=cfg.analysis.pos_threshold, anti_threshold=cfg.analysis.anti_threshold,
+        max_lag=cfg.analysis.max_lag)
+    untrained_summary.update(untrained_geometry(cfg, untrained_perform, untrained_observe,
+                                                test_set))
     seconds["analysis"] = time.perf_counter() - start
+
+    stage("ablation")
+    start = time.perf_counter()
+    ablation, ablation_scalars = run_ablation(cfg, model, test_set, result.units["r"].to_numpy(),
+                                              perform, observe, seeds.ablation)
+    seconds["ablation"] = time.perf_counter() - start
 
     units = result.units.copy()
     units.insert(units.columns.get_loc("r") + 1, "r_untrained", untrained_r)
     summary = {
         "n_parameters": sum(p.numel() for p in model.parameters()),
+        "n_core_parameters": sum(p.numel() for core in model.cores() for p in core.parameters()),
         "analysis_seed": seeds.analysis,  # the seed of the analyses' random streams
         **training_scalars(history, final_test, loss_names(cfg.objective)),
         **result.summary,
@@ -141,24 +155,71 @@ def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
         "time_data_s": seconds["data"],
         "time_train_s": seconds["train"],
         "time_analysis_s": seconds["analysis"],
+        "time_ablation_s": seconds["ablation"],
+        **ablation_scalars,
     }
     activations = {"perform_hidden": perform, "observe_hidden": observe,
                    "perform_actions": test_set.perform_actions,
                    "observe_actions": test_set.observe_actions}
     history_table = pd.DataFrame(history, columns=history_columns(cfg.objective))
     return RunResult(summary, units, result.decoding, history_table, activations,
-                     top_unit_null(result.units["r"].to_numpy(), result.null))
+                     top_unit_null(result.units["r"].to_numpy(), result.null),
+                     result.subset_decoding, ablation)
 
 
 def top_unit_null(r: np.ndarray, null: np.ndarray) -> pd.DataFrame:
-    """The permutation null of the unit with the largest r, for the figures (which never
+    """The permutation null of the unit with the largest r and the max-statistic null (per
+    permutation, the max over units of the studentised |z|), for the figures (which never
     recompute an analysis). r: (H,); null: (B, H). Empty when every unit is constant."""
     import pandas as pd  # loaded by the analysis stage already
 
+    from mirror_sweep.analysis.permutation import maxstat_threshold
+
     if np.isnan(r).all():
-        return pd.DataFrame({"unit": pd.Series(dtype=int), "null_r": pd.Series(dtype=float)})
+        return pd.DataFrame({"unit": pd.Series(dtype=int), "null_r": pd.Series(dtype=float),
+                             "max_abs_z": pd.Series(dtype=float)})
     unit = int(np.nanargmax(r))
-    return pd.DataFrame({"unit": unit, "null_r": null[:, unit]})
+    _, max_abs_z = maxstat_threshold(null, 0.05)  # the max itself does not depend on alpha
+    return pd.DataFrame({"unit": unit, "null_r": null[:, unit], "max_abs_z": max_abs_z})
+
+
+def untrained_geometry(cfg: RunConfig, perform: np.ndarray, observe: np.ndarray, test_set
+                       ) -> dict[str, float]:
+    """The population measures of the untrained network (no nulls): the baseline of each."""
+    from mirror_sweep.analysis import population_geometry
+
+    a = cfg.analysis
+    n_actions = int(max(test_set.perform_actions.max(), test_set.observe_actions.max())) + 1
+    geometry, _ = population_geometry(
+        perform.astype(np.float64), observe.astype(np.float64), test_set.perform_actions,
+        test_set.observe_actions, n_actions=n_actions, abs_threshold=a.abs_threshold,
+        pos_threshold=a.pos_threshold, n_components=a.geometry_components, n_null=0,
+        rng=np.random.default_rng(0))
+    return geometry
+
+
+def run_ablation(cfg: RunConfig, model, test_set, r: np.ndarray, perform: np.ndarray,
+                 observe: np.ndarray, seed: int) -> tuple[pd.DataFrame, dict[str, float]]:
+    """The causal ablation table and its summary scalars (empty when ablation.enabled is off)."""
+    import pandas as pd
+
+    from mirror_sweep.analysis.unit_subsets import subset_sizes
+    from mirror_sweep.run.ablation import (
+        ABLATION_COLUMNS,
+        ablation_summary,
+        ablation_table,
+        first_sequences,
+    )
+
+    a, ablation = cfg.analysis, cfg.ablation
+    if not ablation.enabled:
+        return pd.DataFrame(columns=ABLATION_COLUMNS), {}
+    means = {"perform": perform.mean(axis=(0, 1)), "observe": observe.mean(axis=(0, 1))}
+    table = ablation_table(model, first_sequences(test_set, ablation.sequences), r, means,
+                           fractions=a.unit_fractions, n_random=ablation.random_draws,
+                           rng=np.random.default_rng(seed))
+    k = subset_sizes([a.unit_fraction_summary], len(r))[0]
+    return table, ablation_summary(table, k)
 
 
 def training_scalars(history: list[dict[str, float]], final_test: dict[str, float],

@@ -115,8 +115,26 @@ def inverse_loss(model, perform_hidden, observe_hidden, batch, objective, genera
     return loss
 
 
+def action_head_on_perform_loss(model, perform_hidden, observe_hidden, batch, objective,
+                                generator):
+    """Cross-entropy of the action head on perform states against perform_actions: the action
+    readout trained in both modes (objective action_head_both)."""
+    logits = model.action_head(perform_hidden)
+    return F.cross_entropy(logits.flatten(0, 1), batch["perform_actions"].flatten())
+
+
+def sensory_head_on_observe_loss(model, perform_hidden, observe_hidden, batch, objective,
+                                 generator):
+    """MSE of the sensory head on observe states against observe_sensory: the sensory readout
+    trained in both modes (objective sensory_head_both)."""
+    return F.mse_loss(model.sensory_head(observe_hidden), batch["observe_sensory"])
+
+
 register("forward", forward_loss, weight_key="forward_weight", always=True)
 register("inverse", inverse_loss, weight_key="inverse_weight", always=True)
+# Readout-sharing variants (weights in objective.extra_terms; conf/objective/*_head_both.yaml)
+register("action_head_on_perform", action_head_on_perform_loss)
+register("sensory_head_on_observe", sensory_head_on_observe_loss)
 
 
 def objective_losses(model: MirrorGRU, perform_hidden: torch.Tensor, observe_hidden: torch.Tensor,

@@ -36,26 +36,34 @@ import pandas as pd
 import yaml
 
 from mirror_sweep.sweep import results
-from mirror_sweep.sweep.summaries import robustness
+from mirror_sweep.sweep.contrasts import contrasts
+from mirror_sweep.sweep.factors import FACTORS, factor_values
+from mirror_sweep.sweep.summaries import DEFAULT_CI, robustness
 from mirror_sweep.sweep.verify_cache import CACHE_FILE, VerifyCache, signature, signed_names
 
 HYDRA_DIR = ".hydra"
 GROUP_CHOICES = ["env", "model", "objective", "data_pairing"]
-RUN_COLUMNS = ["run_id", "condition", "seed", *GROUP_CHOICES, "hidden_size"]
+RUN_COLUMNS = ["run_id", "condition", "seed", *GROUP_CHOICES, *FACTORS]
 FAILED_COLUMNS = ["run_id", "condition", "seed", "status", "error"]
 DUPLICATE_COLUMNS = ["run_id", "condition", "seed", "config_hash", "kept_run_id"]
 AGGREGATE_DIR = "aggregate"
 # The per-run tables: name in the Sweep and aggregate file, the run's file, required columns.
 TABLES = {"units": (results.UNITS_FILE, ("unit", "r")),
           "decoding": (results.DECODING_FILE, ("train_mode", "test_mode", "accuracy")),
-          "history": (results.HISTORY_FILE, ())}
+          "history": (results.HISTORY_FILE, ()),
+          "subset_decoding": (results.SUBSET_DECODING_FILE, ()),
+          "ablation": (results.ABLATION_FILE, ())}
+# Tables that runs made before they existed lack: read as empty when a run did not record them.
+OPTIONAL_TABLES = {"subset_decoding", "ablation"}
+PER_RUN_TABLES = list(TABLES)
 # A folder holding either of these is a job folder (the aggregate of its own).
 _JOB_MARKERS = (HYDRA_DIR, results.STATUS_FILE)
 # Below this many runs to verify, a process pool costs more than it saves.
 _PARALLEL_MIN = 200
-# Override keys left out of condition labels: the seed is the replicate, hidden_size has its own
-# column, `condition` is the label's head, and these others never change a run's numbers.
-_UNLABELLED_KEYS = {"seed", "model.hidden_size", "condition", "train.progress", "output.resume",
+# Override keys left out of condition labels: the seed is the replicate, each factor (hidden size,
+# K, action process, cell; sweep/factors.py) has its own column, `condition` is the label's head,
+# and these others never change a run's numbers.
+_UNLABELLED_KEYS = {"seed", *FACTORS.values(), "condition", "train.progress", "output.resume",
                     "output.save_activations"}
 
 
@@ -69,7 +77,8 @@ def _empty(columns: list[str]) -> pd.DataFrame:
 
 @dataclass
 class Sweep:
-    """A sweep read back: one row per complete run, per unit, per decoder, per epoch, per failure.
+    """A sweep read back: one row per complete run, per unit, per decoder, per epoch, per failure,
+    per unit-subset decoder and per ablation.
 
     Every table starts with the run-level columns RUN_COLUMNS (failed: FAILED_COLUMNS;
     duplicates: DUPLICATE_COLUMNS, the runs counted once and the run kept in their place).
@@ -82,6 +91,8 @@ class Sweep:
     history: pd.DataFrame
     failed: pd.DataFrame
     duplicates: pd.DataFrame = field(default_factory=lambda: _empty(DUPLICATE_COLUMNS))
+    subset_decoding: pd.DataFrame = field(default_factory=pd.DataFrame)
+    ablation: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 @dataclass
@@ -254,8 +265,15 @@ def verify_run(folder: Path, status: dict) -> tuple[dict, dict[str, list[str]]]:
     summary = results.read_summary(folder / results.SUMMARY_FILE)
     headers = {name: table_columns(folder / file, required,
                                    summary.get("n_units") if name == "units" else None)
+               if recorded(name, status) else []
                for name, (file, required) in TABLES.items()}
     return summary, headers
+
+
+def recorded(name: str, status: dict) -> bool:
+    """Whether the run wrote table `name` (a run made before an OPTIONAL_TABLES one existed
+    did not: it reads as empty)."""
+    return name not in OPTIONAL_TABLES or TABLES[name][0] in (status.get("files") or {})
 
 
 def examine(folder: Path, root: Path) -> Job:
@@ -393,10 +411,9 @@ def flatten(config: dict, prefix: str = "") -> dict[str, Any]:
 
 def run_level(job: Job, label: str) -> dict[str, Any]:
     """The RUN_COLUMNS values of a job."""
-    model = job.config.get("model")
     return {"run_id": job.run_id, "condition": label, "seed": job.config.get("seed"),
             **{group: job.choices.get(group) for group in GROUP_CHOICES},
-            "hidden_size": model.get("hidden_size") if isinstance(model, dict) else None}
+            **factor_values(job.config)}
 
 
 def problem_row(level: dict[str, Any]) -> dict[str, Any]:
@@ -495,7 +512,9 @@ def load_sweep(path: Path | str, progress_every: int = 100, workers: int = 1) ->
     tables: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLES}
     for job, level in sorted_out.kept:
         try:
+            status = results.read_status(job.folder)
             parts = {name: results.read_table(job.folder / file, required)
+                     if recorded(name, status) else pd.DataFrame()
                      for name, (file, required) in TABLES.items()}
         except results.RunFileError as error:
             failed.append({**problem_row(level), "status": "unreadable",
@@ -504,9 +523,9 @@ def load_sweep(path: Path | str, progress_every: int = 100, workers: int = 1) ->
         rows.append(run_row(job, level))
         for name, table in parts.items():
             tables[name].append(tag(table, level))
-    return Sweep(root, runs_table(rows), *(concat(tables[name]) for name in TABLES),
-                 failed_table(failed), pd.DataFrame(sorted_out.duplicates,
-                                                    columns=DUPLICATE_COLUMNS))
+    return Sweep(root, runs_table(rows), **{name: concat(tables[name]) for name in TABLES},
+                 failed=failed_table(failed),
+                 duplicates=pd.DataFrame(sorted_out.duplicates, columns=DUPLICATE_COLUMNS))
 
 
 def concat(tables: list[pd.DataFrame]) -> pd.DataFrame:
@@ -521,29 +540,35 @@ def aggregate_dir(sweep: Sweep) -> Path:
 
 
 def write_aggregate(sweep: Sweep, out_dir: Path | str | None = None, n_boot: int = 10_000,
-                    seed: int = 0, summary: pd.DataFrame | None = None) -> Path:
-    """Write runs, units, decoding, history, robustness, failed and duplicates .csv.
+                    seed: int = 0, ci: str = DEFAULT_CI, summary: pd.DataFrame | None = None,
+                    paired: pd.DataFrame | None = None) -> Path:
+    """Write runs, the PER_RUN_TABLES, robustness, contrasts and failed .csv into `out_dir`.
 
-    out_dir: default SWEEP_DIR/aggregate. summary: the robustness table when the caller has
-    already computed it (robustness(sweep.runs, n_boot=n_boot, seed=seed) otherwise). Each file
-    is written atomically; the same sweep gives byte-identical files. Returns the folder.
+    out_dir: default SWEEP_DIR/aggregate. ci: the CI method of robustness and contrasts
+    (summaries.CI_METHODS). summary / paired: the robustness / contrasts tables when the caller
+    has already computed them (robustness(...) / contrasts(...) of sweep.runs with n_boot, seed
+    and ci otherwise). Each file is written atomically; the same sweep gives byte-identical
+    files. Returns the folder.
     """
     out = Path(out_dir) if out_dir is not None else aggregate_dir(sweep)
     out.mkdir(parents=True, exist_ok=True)
-    tables = {"runs": sweep.runs, "units": sweep.units, "decoding": sweep.decoding,
-              "history": sweep.history}
+    tables = {"runs": sweep.runs, **{name: getattr(sweep, name) for name in PER_RUN_TABLES},
+              "contrasts": contrasts(sweep.runs, n_boot=n_boot, seed=seed, ci=ci)
+              if paired is None else paired}
     for name, table in tables.items():
         results.write_table(out / f"{name}.csv", table)
-    write_run_level(out, sweep, robustness(sweep.runs, n_boot=n_boot, seed=seed)
+    write_run_level(out, sweep, robustness(sweep.runs, n_boot=n_boot, seed=seed, ci=ci)
                     if summary is None else summary)
     return out
 
 
-def write_run_level(out: Path, sweep: Sweep, summary: pd.DataFrame) -> None:
-    """failed.csv, duplicates.csv and robustness.csv (`summary`: across seeds, from the runs)."""
+def write_run_level(out: Path, sweep: Sweep, summary: pd.DataFrame | None) -> None:
+    """failed.csv, duplicates.csv and robustness.csv (`summary`: across seeds, from the runs;
+    None: the caller writes robustness.csv)."""
     results.write_table(out / "failed.csv", sweep.failed)
     results.write_table(out / "duplicates.csv", sweep.duplicates)
-    results.write_table(out / "robustness.csv", summary)
+    if summary is not None:
+        results.write_table(out / "robustness.csv", summary)
 
 
 # --- streamed aggregation (mirror-aggregate) -------------------------------------------------
@@ -578,6 +603,8 @@ class TableStream:
 
     def add(self, level: dict[str, Any], text: str) -> None:
         """Append one run's table (its CSV text), with the run-level values in front."""
+        if not text.strip():  # a run without this (optional) table
+            return
         header, _, body = text.partition("\n")
         front = io.StringIO()
         csv.writer(front, lineterminator="").writerow([level[key] for key in RUN_COLUMNS])
@@ -659,7 +686,8 @@ def aggregate_sweep(path: Path | str, out_dir: Path | str | None = None, n_boot:
     Writes the same files as write_aggregate(load_sweep(path)) (same tables; the per-unit,
     per-decoder and per-epoch ones streamed run by run) plus the verification cache
     `.verified.json` in the output folder (use_cache=False: neither read nor written).
-    summary: makes robustness.csv from the runs table (default: robustness with n_boot, seed).
+    summary: makes robustness.csv from the runs table (default: robustness with n_boot, seed;
+    a summary returning None leaves robustness.csv to the caller).
     workers > 1 verifies runs in that many processes.
     """
     root, folders = sweep_folders(path)
@@ -670,7 +698,7 @@ def aggregate_sweep(path: Path | str, out_dir: Path | str | None = None, n_boot:
     cache.old = {}  # entries of job folders that are gone
     sorted_out = sort_out(jobs)
     failed = list(sorted_out.failed)
-    columns = {name: union_columns([job.headers[name] for job, _ in sorted_out.kept])
+    columns = {name: union_columns([job.headers.get(name, []) for job, _ in sorted_out.kept])
                for name in TABLES}
     done = appendable(cache.state, out, columns, sorted_out.kept)
     streams = {name: TableStream(out / f"{name}.csv", columns[name],
@@ -681,7 +709,7 @@ def aggregate_sweep(path: Path | str, out_dir: Path | str | None = None, n_boot:
         for i, (job, level) in enumerate(sorted_out.kept):
             if i >= done:  # runs before `done` are in the files already, unchanged
                 try:
-                    texts = {name: _read_text(job.folder / file)
+                    texts = {name: _read_text(job.folder / file) if job.headers.get(name) else ""
                              for name, (file, _) in TABLES.items()}
                 except (OSError, UnicodeDecodeError) as error:  # changed since it was verified
                     failed.append({**problem_row(level), "status": "unreadable",
@@ -702,9 +730,9 @@ def aggregate_sweep(path: Path | str, out_dir: Path | str | None = None, n_boot:
     cache.state = {"kept": written, "columns": columns,
                    "rows": {name: stream.rows for name, stream in streams.items()},
                    "files": {name: signature(out, [f"{name}.csv"]) for name in TABLES}}
-    sweep = Sweep(root, runs_table(rows), *(_empty(RUN_COLUMNS) for _ in TABLES),
-                  failed_table(failed), pd.DataFrame(sorted_out.duplicates,
-                                                     columns=DUPLICATE_COLUMNS))
+    sweep = Sweep(root, runs_table(rows), **{name: _empty(RUN_COLUMNS) for name in TABLES},
+                  failed=failed_table(failed),
+                  duplicates=pd.DataFrame(sorted_out.duplicates, columns=DUPLICATE_COLUMNS))
     results.write_table(out / "runs.csv", sweep.runs)
     write_run_level(out, sweep, robustness(sweep.runs, n_boot=n_boot, seed=seed)
                     if summary is None else summary(sweep.runs))
@@ -716,8 +744,8 @@ def aggregate_sweep(path: Path | str, out_dir: Path | str | None = None, n_boot:
 
 
 def read_aggregate(out: Path | str, sweep: Sweep) -> Sweep:
-    """`sweep` with its units, decoding and history tables read back from the aggregate CSVs."""
+    """`sweep` with its per-run tables (TABLES) read back from the aggregate CSVs."""
     out = Path(out)
     tables = {name: pd.read_csv(out / f"{name}.csv") for name in TABLES}
-    return Sweep(sweep.path, sweep.runs, tables["units"], tables["decoding"], tables["history"],
-                 sweep.failed, sweep.duplicates)
+    return Sweep(sweep.path, sweep.runs, **tables, failed=sweep.failed,
+                 duplicates=sweep.duplicates)

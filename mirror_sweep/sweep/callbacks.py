@@ -10,6 +10,8 @@ any launcher (joblib workers and submitit jobs run in other processes than the s
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -19,7 +21,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from mirror_sweep import errors
+from mirror_sweep import errors, validation
 from mirror_sweep.sweep import results
 from mirror_sweep.sweep.lock import is_locked
 
@@ -73,8 +75,42 @@ def planned_jobs(config: DictConfig) -> list[list[str]] | None:
         return None
 
 
+def refuse(message: str, code: int) -> None:
+    """One line on stderr and the documented exit code, before any job starts."""
+    print(f"mirror-sweep: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(code)
+
+
+def check_writable(folder: Path) -> None:
+    """Create `folder` and a file in it, or refuse in one line (read-only, permission, full)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as error:
+        message = errors.filesystem_message(error) or f"cannot write {folder}: {error.strerror}"
+        refuse(message, errors.EXIT_FILESYSTEM)
+
+
+class Preflight(Callback):
+    """Checks before any job: the output folder can be written, the launcher settings hold."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        errors.guard_stdout()
+        check_writable(Path(str(config.hydra.run.dir)))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        errors.guard_stdout()
+        try:
+            validation.check_launcher(config.hydra.launcher)
+        except validation.SettingError as error:
+            refuse(str(error), errors.EXIT_BAD_INPUT)
+        check_writable(Path(str(config.hydra.sweep.dir)))
+
+
 def clock(seconds: float) -> str:
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
@@ -89,14 +125,10 @@ class SweepSummary(Callback):
         jobs = planned_jobs(config)
         shared = sorted(set.intersection(*(set(job) for job in jobs))) if jobs else []
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        try:
-            sweep_dir.mkdir(parents=True, exist_ok=True)
-            results.write_json(sweep_dir / SWEEP_FILE, {
-                "started": self.start, "total": len(jobs) if jobs is not None else None,
-                "shared_overrides": shared})
-        except OSError as error:
-            message = errors.filesystem_message(error) or str(error)
-            raise SystemExit(f"mirror-sweep: {message}") from None
+        check_writable(sweep_dir)
+        results.write_json(sweep_dir / SWEEP_FILE, {
+            "started": self.start, "total": len(jobs) if jobs is not None else None,
+            "shared_overrides": shared})
 
     def on_job_end(self, config: DictConfig, job_return: Any = None, **kwargs: Any) -> None:
         hydra_cfg = config.get("hydra")

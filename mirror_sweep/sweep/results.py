@@ -1,7 +1,8 @@
 """The run-folder contract: what a finished run writes, written atomically, and how to read it.
 
 A run folder holds, once complete: summary.json, units.csv, decoding.csv, history.csv,
-(optionally) activations.npz, and last of all status.json with {"status": "complete",
+subset_decoding.csv and ablation.csv (when the run gives them), (optionally)
+activations.npz, and last of all status.json with {"status": "complete",
 "config_hash": ..., "files": {name: sha256}, provenance...}. status.json says "running" while a
 run works and "failed" (with the error) when it raised, so a run killed mid-way is never mistaken
 for a finished one.
@@ -15,6 +16,7 @@ current one. `job_dirname` is the rule that names a sweep's job folders from the
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -31,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
+from mirror_sweep.config import RunConfig
+
 if TYPE_CHECKING:  # pandas (~0.4 s) is imported where a table is read, not by every job's start
     import pandas as pd
 
@@ -39,10 +43,15 @@ SUMMARY_FILE = "summary.json"
 UNITS_FILE = "units.csv"
 DECODING_FILE = "decoding.csv"
 HISTORY_FILE = "history.csv"
+SUBSET_DECODING_FILE = "subset_decoding.csv"
+ABLATION_FILE = "ablation.csv"
 ACTIVATIONS_FILE = "activations.npz"
 TABLE_FILES = (UNITS_FILE, DECODING_FILE, HISTORY_FILE)
-NULL_FILE = "top_unit_null.csv"  # unit, null_r: the permutation null of the largest-r unit
-RUN_FILES = (*TABLE_FILES, SUMMARY_FILE, ACTIVATIONS_FILE, NULL_FILE, STATUS_FILE)
+NULL_FILE = "top_unit_null.csv"  # unit, null_r, max_abs_z: the largest-r unit's null, max-stat null
+# the population / causal tables: written when a run gives them, read as empty when absent
+EXTRA_TABLE_FILES = (SUBSET_DECODING_FILE, ABLATION_FILE)
+RUN_FILES = (*TABLE_FILES, *EXTRA_TABLE_FILES, SUMMARY_FILE, ACTIVATIONS_FILE, NULL_FILE,
+             STATUS_FILE)
 HYDRA_CONFIG = Path(".hydra") / "config.yaml"
 SWEEP_FILE = ".sweep.json"  # written when a multirun starts (sweep/callbacks.py)
 SUPERSEDED_DIR = "superseded"  # where a complete run of another config or code is moved aside
@@ -109,9 +118,10 @@ def write_run(folder: Path, summary: dict, tables: dict[str, pd.DataFrame],
     status_fields (provenance, start time, ...) are recorded in status.json beside the hash.
     """
     folder = Path(folder)
-    for name in TABLE_FILES:
+    names = [*TABLE_FILES, *(name for name in EXTRA_TABLE_FILES if name in tables)]
+    for name in names:
         write_table(folder / name, tables[name])
-    written = [*TABLE_FILES, SUMMARY_FILE]
+    written = [*names, SUMMARY_FILE]
     if NULL_FILE in tables:  # optional: runs written before it existed have none
         write_table(folder / NULL_FILE, tables[NULL_FILE])
         written.append(NULL_FILE)
@@ -162,6 +172,15 @@ def read_status(folder: Path) -> dict:
     return status
 
 
+@functools.cache
+def later_key_defaults() -> dict[str, Any]:
+    """Keys added after runs were made, with their schema defaults (config.py): at the default
+    they are left out of the hash, so a run from before the key existed keeps its hash."""
+    defaults = RunConfig()
+    return {"env.action_process": defaults.env.action_process.value,
+            "env.stay_prob": defaults.env.stay_prob, "model.cell": defaults.model.cell.value}
+
+
 def task_hash(task: dict) -> str:
     """Stable hash of a task config (plain data, no `hydra` node), minus RESULT_NEUTRAL_KEYS."""
     task = json.loads(json.dumps(task, default=str))  # a deep copy as plain JSON data
@@ -177,6 +196,10 @@ def task_hash(task: dict) -> str:
     if isinstance(output, dict) and str(output.get("save_activations")).lower() in (
             "all", "true", "none", "false"):  # "all"/"none" hash as the booleans they replaced
         output["save_activations"] = str(output["save_activations"]).lower() in ("all", "true")
+    for key, default in later_key_defaults().items():  # the same for these keys at default
+        section, name = key.split(".")
+        if isinstance(task.get(section), dict) and task[section].get(name, default) == default:
+            task[section].pop(name, None)
     text = json.dumps(task, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -230,7 +253,7 @@ def run_state(folder: Path, config_hash: str | None = None,
     """THE completeness rule (resume, sweep summary and aggregation all call it).
 
     Complete when status.json says complete, its config hash equals the hash of
-    `.hydra/config.yaml` (and `config_hash` when given: the config about to run), every recorded
+    `.hydra/config.yaml` when the folder has one (and `config_hash` when given: the config about to run), every recorded
     file matches its checksum, and, when `code_version` is given, the run recorded that code
     version. Never raises: a missing or corrupt file is a state with a reason naming it.
     """
@@ -254,7 +277,10 @@ def run_state(folder: Path, config_hash: str | None = None,
         return RunState(UNREADABLE, f"{folder / STATUS_FILE}: unknown status {state!r}", status)
     try:
         verify_files(folder, status)
-        on_disk = folder_config_hash(folder)
+        # a folder without .hydra/ (hydra.output_subdir=null, or written through the API) has no
+        # config file to compare; a job folder always has one (aggregation finds jobs by it)
+        on_disk = (folder_config_hash(folder) if (folder / HYDRA_CONFIG).exists()
+                   else status.get("config_hash"))
     except RunFileError as error:
         return RunState(UNREADABLE, str(error), status)
     recorded = status.get("config_hash")
@@ -352,6 +378,8 @@ class RunRecord:
     units: pd.DataFrame
     decoding: pd.DataFrame
     history: pd.DataFrame
+    subset_decoding: pd.DataFrame
+    ablation: pd.DataFrame
 
 
 def read_summary(path: Path) -> dict:
@@ -399,7 +427,11 @@ def read_run(folder: Path) -> RunRecord:
         raise RunFileError(f"{folder / UNITS_FILE}: {len(units)} rows, expected {n_units} units")
     decoding = read_table(folder / DECODING_FILE, ("train_mode", "test_mode", "accuracy"))
     history = read_table(folder / HISTORY_FILE)
-    return RunRecord(folder, summary, units, decoding, history)
+    import pandas as pd
+
+    extra = [read_table(folder / name) if name in status.get("files", {}) else pd.DataFrame()
+             for name in EXTRA_TABLE_FILES]
+    return RunRecord(folder, summary, units, decoding, history, *extra)
 
 
 def load_activations(folder: Path) -> dict[str, np.ndarray]:

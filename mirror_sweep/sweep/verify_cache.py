@@ -17,7 +17,7 @@ from typing import Any
 
 CACHE_FILE = ".verified.json"
 # Bump when what a cached entry holds or how a run is verified changes: old caches are ignored.
-CACHE_VERSION = 3
+CACHE_VERSION = 4  # 4: the subset_decoding and ablation tables
 HYDRA_FILES = (".hydra/config.yaml", ".hydra/overrides.yaml", ".hydra/hydra.yaml")
 
 

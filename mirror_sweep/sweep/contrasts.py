@@ -1,0 +1,150 @@
+"""Seed-paired contrasts between conditions (pure pandas/numpy, no files, no torch).
+
+For a given seed every condition of a sweep shares the environment, the training data and the
+test set (run/experiment.py derives them from the seed alone), so two conditions are compared
+through their per-seed differences d_s = metric(condition, s) - metric(reference, s), over the
+seeds both have a finite value for. The contrast is the mean of d with a CI (``summaries.mean_ci``,
+the same method as the across-seed summaries) and a two-sided sign-flip permutation p: under the
+null that the condition does not matter, each d_s is as likely to be -d_s, so
+p = #{sign vectors e : |mean(e d)| >= |mean(d)|} / #{sign vectors}, enumerated exactly over all
+2^n sign vectors for n <= EXACT_MAX_PAIRS seeds (the smallest possible p is 2 / 2^n: 0.002 at
+n = 10) and Monte Carlo beyond.
+
+A run's own network at its initial weights is a paired control too: ``INITIAL_WEIGHTS`` rows
+compare a metric with its ``untrained_`` twin in the same runs (named apart from an `untrained`
+condition, which a sweep may also have).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+
+from mirror_sweep.sweep.summaries import (
+    DEFAULT_CI,
+    HEADLINE_METRICS,
+    check_ci_method,
+    mean_ci,
+    robustness_keys,
+)
+
+CONTRAST_COLUMNS = ["condition", "reference", "metric", "n_pairs", "mean_difference", "ci_low",
+                    "ci_high", "p"]
+# Exact enumeration up to 2^16 sign vectors; Monte Carlo (this many draws, seeded) beyond.
+EXACT_MAX_PAIRS = 16
+MONTE_CARLO_FLIPS = 100_000
+# The reference name of a run's own initial-weight network, and the prefix of its metrics.
+INITIAL_WEIGHTS = "initial_weights"
+TWIN_PREFIX = "untrained_"
+# |mean| within this of the observed |mean| counts as a tie (float rounding of the identity).
+_TIE_RTOL = 1e-12
+
+
+def sign_flip_pvalue(d: np.ndarray, seed: int = 0) -> float:
+    """Two-sided sign-flip permutation p of mean(d) = 0 for paired differences d (n,).
+
+    Exact (all 2^n sign vectors, the identity included) for n <= EXACT_MAX_PAIRS; otherwise
+    (1 + #{draws at least as extreme}) / (1 + MONTE_CARLO_FLIPS) from seeded random signs.
+    nan for n = 0; 1.0 when every d is 0.
+    """
+    d = np.asarray(d, dtype=np.float64)
+    n = len(d)
+    if n == 0:
+        return float("nan")
+    observed = abs(d.sum())
+    tol = _TIE_RTOL * max(np.abs(d).sum(), 1e-300)
+    if n <= EXACT_MAX_PAIRS:
+        signs = 1.0 - 2.0 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
+        return float(np.mean(np.abs(signs @ d) >= observed - tol))
+    signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(MONTE_CARLO_FLIPS, n))
+    return float((1 + np.sum(np.abs(signs @ d) >= observed - tol)) / (1 + MONTE_CARLO_FLIPS))
+
+
+def paired_differences(runs: pd.DataFrame, condition: str, reference: str, metric: str,
+                       reference_metric: str | None = None) -> pd.Series:
+    """Per-seed metric(condition) - reference_metric(reference), indexed by seed.
+
+    Only seeds with a finite value in both; repeated runs of a (condition, seed) are averaged.
+    reference_metric defaults to metric (use TWIN_PREFIX + metric with reference = condition
+    for the within-run control).
+    """
+    reference_metric = reference_metric or metric
+    if metric not in runs or reference_metric not in runs:
+        return pd.Series(dtype=float)
+    left = runs.loc[runs["condition"] == condition].groupby("seed")[metric].mean()
+    right = runs.loc[runs["condition"] == reference].groupby("seed")[reference_metric].mean()
+    d = (left - right).dropna()
+    return d[np.isfinite(d)]
+
+
+def paired_contrast(d, ci: str = DEFAULT_CI, n_boot: int = 10_000, seed: int = 0,
+                    level: float = 0.95) -> dict[str, float]:
+    """n_pairs, mean_difference, ci_low, ci_high, p of paired differences d (n,)."""
+    d = np.asarray(d, dtype=np.float64)
+    if len(d) == 0:
+        return {"n_pairs": 0, "mean_difference": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+                "p": np.nan}
+    low, high = mean_ci(d[:, None], ci, n_boot, seed, level)[0]
+    return {"n_pairs": len(d), "mean_difference": float(d.mean()), "ci_low": float(low),
+            "ci_high": float(high), "p": sign_flip_pvalue(d, seed)}
+
+
+def contrasts(runs: pd.DataFrame, metrics: list[str] | None = None,
+              pairs: list[tuple[str, str]] | None = None, ci: str = DEFAULT_CI,
+              n_boot: int = 10_000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+    """Seed-paired contrasts for every ordered pair of conditions sharing seeds.
+
+    Args:
+        runs: the per-run table (condition, seed, metrics; hidden_size when it varies: then
+            pairs are formed within each hidden size, which becomes a column).
+        metrics: default HEADLINE_METRICS (those present).
+        pairs: (condition, reference) pairs; default every ordered pair of distinct conditions
+            with at least one shared seed, plus (condition, INITIAL_WEIGHTS) for every metric with an
+            ``untrained_`` twin.
+        ci, n_boot, seed, level: the CI of the mean difference (``summaries.mean_ci``).
+
+    Returns:
+        CONTRAST_COLUMNS (after the extra grouping keys), one row per (pair, metric) with at
+        least one pair of seeds, sorted.
+    """
+    check_ci_method(ci)
+    metrics = [m for m in (metrics or HEADLINE_METRICS) if m in runs.columns]
+    extra = [key for key in robustness_keys(runs) if key != "condition"]
+    rows = []
+    if runs.empty or not metrics or "seed" not in runs:
+        return pd.DataFrame(columns=extra + CONTRAST_COLUMNS)
+    groups = runs.groupby(extra, sort=True, dropna=False) if extra else [((), runs)]
+    for values, group in groups:
+        values = values if isinstance(values, tuple) else (values,)
+        conditions = sorted(group["condition"].dropna().unique())
+        wanted = pairs if pairs is not None else [
+            *itertools.permutations(conditions, 2), *((c, INITIAL_WEIGHTS) for c in conditions)]
+        by_seed = group.groupby(["seed", "condition"])
+        for metric in metrics:
+            table = by_seed[metric].mean().unstack("condition")
+            twin = f"{TWIN_PREFIX}{metric}"
+            untrained = by_seed[twin].mean().unstack("condition") if twin in group else None
+            for condition, reference in wanted:
+                if condition not in table:
+                    continue
+                if reference == INITIAL_WEIGHTS:
+                    if untrained is None or condition not in untrained:
+                        continue
+                    d = table[condition] - untrained[condition]
+                elif reference in table:
+                    d = table[condition] - table[reference]
+                else:
+                    continue
+                d = d.to_numpy(dtype=float)
+                d = d[np.isfinite(d)]
+                if len(d) == 0:
+                    continue
+                stats = paired_contrast(d, ci, n_boot, seed, level)
+                rows.append([*values, condition, reference, metric, *stats.values()])
+    out = pd.DataFrame(rows, columns=extra + CONTRAST_COLUMNS)
+    if out.empty:
+        return out
+    return out.sort_values(extra + ["condition", "reference", "metric"], kind="stable",
+                           ignore_index=True).astype({"n_pairs": int})
