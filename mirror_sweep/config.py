@@ -235,7 +235,6 @@ def validate(cfg: RunConfig) -> None:
     except validation.SettingError as error:
         raise ConfigError(f"config key {error}") from None
     keeps_activations(cfg.output.save_activations, cfg.seed)  # raises on an unknown policy
-    keeps_activations(cfg.output.save_activations, cfg.seed)  # raises on an unknown policy
 
 
 def schema_keys() -> list[str]:
