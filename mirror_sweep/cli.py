@@ -126,7 +126,7 @@ def read_unit_r(path: Path):
     """run_id and r of the aggregated units table (what the claims read of it)."""
     import pandas as pd
 
-    return pd.read_csv(path, usecols=["run_id", "r"])
+    return pd.read_csv(path, usecols=["run_id", "r"], dtype={"run_id": str})
 
 
 if __name__ == "__main__":

@@ -312,12 +312,20 @@ def _examine(folder: Path, root: Path) -> Job:
     # Keep one flat dict per run (the runs-table values) and of the config only what the
     # run-level columns read: a sweep's worth of nested configs and summaries is most of memory.
     job.values = run_values(job.config, summary)
-    model = job.config.get("model")
-    job.config = {"seed": job.config.get("seed"),
-                  "model": {"hidden_size": model.get("hidden_size")}
-                  if isinstance(model, dict) else None}
+    job.config = run_level_config(job.config)
     job.sig = sig
     return job
+
+
+def run_level_config(config: dict) -> dict:
+    """The part of a job's config that run_level reads: the seed and the factors' keys."""
+    kept: dict[str, Any] = {"seed": config.get("seed")}
+    for key in FACTORS.values():
+        section, name = key.split(".")
+        node = config.get(section)
+        if isinstance(node, dict) and name in node:
+            kept.setdefault(section, {})[name] = node[name]
+    return kept
 
 
 def examine_all(root: Path, folders: list[Path], cache: VerifyCache | None = None,
@@ -746,6 +754,7 @@ def aggregate_sweep(path: Path | str, out_dir: Path | str | None = None, n_boot:
 def read_aggregate(out: Path | str, sweep: Sweep) -> Sweep:
     """`sweep` with its per-run tables (TABLES) read back from the aggregate CSVs."""
     out = Path(out)
-    tables = {name: pd.read_csv(out / f"{name}.csv") for name in TABLES}
+    tables = {name: pd.read_csv(out / f"{name}.csv", dtype={"run_id": str, "condition": str})
+              for name in TABLES}
     return Sweep(sweep.path, sweep.runs, **tables, failed=sweep.failed,
                  duplicates=sweep.duplicates)
