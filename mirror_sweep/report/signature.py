@@ -115,7 +115,7 @@ def ablations_reduce(values: dict, group: pd.DataFrame, stats: pd.DataFrame,
 def signature_markdown(table: pd.DataFrame) -> str:
     """The table as a markdown section with its criteria, for the claims report."""
     intro = ("Every condition of the sweep scored on the paper's signature, with the measured "
-             "mean [95% bootstrap CI over seeds]. This is a finding about each design; the "
+             "mean [95% CI over seeds]. This is a finding about each design; the "
              "criteria were fixed in advance and are never adjusted to match the paper.")
     lines = ["", "## Which design reproduces the paper's pattern", "", intro, ""]
     lines += [f"- {name}: {text}" for name, text in CRITERIA.items()]
