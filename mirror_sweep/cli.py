@@ -75,8 +75,10 @@ def print_summary(result: Aggregate) -> None:
 
 
 def aggregate_main(argv: list[str] | None = None) -> int:
-    """`mirror-aggregate SWEEP_DIR`: exit codes of mirror_sweep.errors (0 done, 1 no complete
-    run, 2 bad folder or option, 3 a folder that cannot be written)."""
+    """`mirror-aggregate SWEEP_DIR`: exit codes of mirror_sweep.errors: 0 written, 1 no complete
+    run, 2 a bad option or folder, 3 a file-system error (full disk, permission, read-only).
+    A closed output pipe (`| head`) never stops the work."""
+    errors.guard_stdout()
     args = build_parser().parse_args(argv)
     try:
         return _aggregate(args)
