@@ -117,7 +117,8 @@ def _aggregate(args: argparse.Namespace) -> int:
     if not sweep.runs.empty:
         from mirror_sweep.report.write import write_report  # matplotlib only when reporting
 
-        write_report(sweep, out_dir, figures=not args.no_figures, stats=stats, paired=paired)
+        write_report(sweep, out_dir, figures=not args.no_figures, n_boot=args.n_boot,
+                     seed=args.seed, stats=stats, paired=paired, ci=args.ci)
     if sweep.runs.empty:
         print(f"mirror-aggregate: no complete run in {sweep.path}", file=sys.stderr)
         return errors.EXIT_RUN_FAILED

@@ -58,3 +58,13 @@ def test_other_thresholds_leave_the_fractions_unmeasured_and_factors_split_rows(
     assert text.count("| shared_bidirectional |") == 2
     rows = [line.replace("\\|", "") for line in text.splitlines() if line.startswith("|")]
     assert len({row.count("|") for row in rows}) == 1  # every row has the header's columns
+
+
+def test_the_ci_method_of_mirror_aggregate_reaches_the_signature_table():
+    runs = planted_runs()
+    t = signature_table(runs, n_boot=500, ci="t").set_index("condition")
+    percentile = signature_table(runs, n_boot=500, ci="percentile").set_index("condition")
+    low = [c for c in t.columns if c.endswith("ci_low")][0]
+    main = "shared_bidirectional"
+    assert t.loc[main, low] != percentile.loc[main, low]  # a t interval is wider at n = 8
+    assert t.loc[main, low] < percentile.loc[main, low]

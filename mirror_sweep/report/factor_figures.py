@@ -20,7 +20,7 @@ from mirror_sweep.report.claims import derive_metrics
 from mirror_sweep.report.panels import label, note, ordered_conditions
 from mirror_sweep.sweep.aggregate import Sweep
 from mirror_sweep.sweep.factors import varying_factors
-from mirror_sweep.sweep.summaries import GROUPED_BY, robustness
+from mirror_sweep.sweep.summaries import DEFAULT_CI, GROUPED_BY, robustness
 
 # metric -> (axis label, per-run chance column or None). Those present in the runs are drawn.
 FACTOR_METRICS = {
@@ -156,7 +156,7 @@ def applicable_figures(runs: pd.DataFrame) -> dict[str, tuple[str, dict]]:
 
 
 def draw_factor_figures(sweep: Sweep, out_dir: Path | str, n_boot: int = 10_000,
-                        seed: int = 0) -> list[Path]:
+                        seed: int = 0, ci: str = DEFAULT_CI) -> list[Path]:
     """Draw every figure of applicable_figures into `out_dir` (PNG and PDF); [] when none apply."""
     runs = derive_metrics(sweep.runs) if len(sweep.runs) else sweep.runs
     figures = applicable_figures(runs)
@@ -165,7 +165,7 @@ def draw_factor_figures(sweep: Sweep, out_dir: Path | str, n_boot: int = 10_000,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     metrics = sorted({m for _, ms in figures.values() for m in ms if m in runs})
-    stats = robustness(runs, metrics=metrics, n_boot=n_boot, seed=seed)
+    stats = robustness(runs, metrics=metrics, n_boot=n_boot, seed=seed, ci=ci)
     paths = []
     for name, (factor, figure_metrics) in figures.items():
         title = ("Which readout is shared across modes" if factor == "condition"
@@ -186,16 +186,16 @@ def swept_factors(runs: pd.DataFrame) -> list[str]:
 
 
 def metric_against_factor(runs: pd.DataFrame, metric: str, factor: str, n_boot: int = 10_000,
-                          seed: int = 0) -> Figure:
+                          seed: int = 0, ci: str = DEFAULT_CI) -> Figure:
     """One panel: any per-run metric (or a claims.derive_metrics one) against any column of the
     per-run table, one series per value of the other grouping keys, with per-seed points, mean
-    and bootstrap CI. Raises ValueError naming the metric or factor when it is not in `runs`."""
+    and CI (method `ci`, summaries.CI_METHODS). Raises ValueError naming the metric or factor when it is not in `runs`."""
     derived = derive_metrics(runs)
     for name, what in [(metric, "metric"), (factor, "factor")]:
         if name not in derived:
             raise ValueError(f"{what} {name!r} is not a column of the per-run table")
     keys = list(dict.fromkeys(["condition", *varying_factors(derived), factor]))
-    stats = summarise_by(derived, keys, metric, n_boot, seed)
+    stats = summarise_by(derived, keys, metric, n_boot, seed, ci)
     chance = metric.replace("_accuracy", "_chance") if metric.endswith("_accuracy") else None
     fig = Figure(figsize=(6, 4.4), layout="constrained")
     ax = fig.subplots()
@@ -207,12 +207,12 @@ def metric_against_factor(runs: pd.DataFrame, metric: str, factor: str, n_boot: 
 
 
 def summarise_by(runs: pd.DataFrame, keys: list[str], metric: str, n_boot: int,
-                 seed: int) -> pd.DataFrame:
+                 seed: int, ci: str = DEFAULT_CI) -> pd.DataFrame:
     """robustness of one metric per group of `keys` (any columns), in its table format."""
     parts = []
     for key, group in runs.groupby(keys, sort=True, dropna=False):
         table = robustness(group.assign(condition="_"), metrics=[metric], n_boot=n_boot,
-                           seed=seed).drop(columns=["condition", GROUPED_BY])
+                           seed=seed, ci=ci).drop(columns=["condition", GROUPED_BY])
         for column, value in zip(keys, key if isinstance(key, tuple) else (key,)):
             table[column] = value
         parts.append(table)

@@ -16,7 +16,7 @@ import pandas as pd
 from mirror_sweep.report.claims import derive_metrics
 from mirror_sweep.report.paper import CLAIM_RANGES, MAIN
 from mirror_sweep.report.verdicts import FAILS, HOLDS, NOT_MEASURED, threshold_mismatch
-from mirror_sweep.sweep.summaries import robustness, robustness_keys
+from mirror_sweep.sweep.summaries import DEFAULT_CI, robustness, robustness_keys
 
 ABLATIONS = ["separate_cores", "forward_only", "shuffled_observe"]
 DECODING = ["decode_perform_to_observe_above_chance", "decode_observe_to_perform_above_chance"]
@@ -44,7 +44,8 @@ def cell(stats: pd.DataFrame, metric: str) -> pd.Series | None:
     return rows.iloc[0] if len(rows) and rows.iloc[0]["n"] >= 2 else None
 
 
-def signature_table(runs: pd.DataFrame, n_boot: int = 10_000, seed: int = 0) -> pd.DataFrame:
+def signature_table(runs: pd.DataFrame, n_boot: int = 10_000, seed: int = 0,
+                    ci: str = DEFAULT_CI) -> pd.DataFrame:
     """One row per condition (x varying factors): measured means, CIs and S1-S5 verdicts.
 
     Columns: the grouping keys, n_seeds, for each metric {metric}_mean/_ci_low/_ci_high, S1..S5
@@ -54,7 +55,7 @@ def signature_table(runs: pd.DataFrame, n_boot: int = 10_000, seed: int = 0) -> 
         return pd.DataFrame()
     derived = derive_metrics(runs)
     keys = robustness_keys(derived)
-    stats = robustness(derived, metrics=METRICS, n_boot=n_boot, seed=seed)
+    stats = robustness(derived, metrics=METRICS, n_boot=n_boot, seed=seed, ci=ci)
     factors = keys[1:]
     mismatch = set(threshold_mismatch(runs))
     groups = stats.groupby(keys, sort=False, dropna=False)

@@ -18,14 +18,15 @@ from mirror_sweep.report.signature import signature_markdown, signature_table
 from mirror_sweep.report.stats import report_contrasts, report_stats
 from mirror_sweep.sweep import results
 from mirror_sweep.sweep.aggregate import Sweep
+from mirror_sweep.sweep.summaries import DEFAULT_CI
 
 FIGURES_DIR = "figures"
 
 
 def write_report(sweep: Sweep, out_dir: Path | str, figures: bool = True, n_boot: int = 10_000,
                  seed: int = 0, example_run: str | None = None,
-                 stats: pd.DataFrame | None = None, paired: pd.DataFrame | None = None
-                 ) -> list[Path]:
+                 stats: pd.DataFrame | None = None, paired: pd.DataFrame | None = None,
+                 ci: str = DEFAULT_CI) -> list[Path]:
     """Write the claims report and (unless figures=False) the figures; print a summary.
 
     stats, paired: report_stats / report_contrasts of the sweep when the caller already has
@@ -37,11 +38,12 @@ def write_report(sweep: Sweep, out_dir: Path | str, figures: bool = True, n_boot
     """
     out = Path(out_dir)
     if stats is None:
-        stats = report_stats(sweep.runs, n_boot=n_boot, seed=seed, units=sweep.units)
+        stats = report_stats(sweep.runs, n_boot=n_boot, seed=seed, ci=ci, units=sweep.units)
     if paired is None:
-        paired = report_contrasts(sweep.runs, n_boot=n_boot, seed=seed, units=sweep.units)
+        paired = report_contrasts(sweep.runs, n_boot=n_boot, seed=seed, ci=ci,
+                                  units=sweep.units)
     table = write_claims(sweep, out, stats, paired=paired)
-    signature = signature_table(sweep.runs, n_boot=n_boot, seed=seed)
+    signature = signature_table(sweep.runs, n_boot=n_boot, seed=seed, ci=ci)
     results.write_table(out / "signature.csv", signature)
     text = (out / "claims.md").read_text() + signature_markdown(signature)
     results.write_atomic(out / "claims.md", lambda f: f.write(text))
@@ -57,7 +59,8 @@ def write_report(sweep: Sweep, out_dir: Path | str, figures: bool = True, n_boot
         print(f"  figures 1-6 (png, pdf): {out / FIGURES_DIR}")
         from mirror_sweep.report.factor_figures import draw_factor_figures
 
-        factor_paths = draw_factor_figures(sweep, out / FIGURES_DIR, n_boot=n_boot, seed=seed)
+        factor_paths = draw_factor_figures(sweep, out / FIGURES_DIR, n_boot=n_boot, seed=seed,
+                                           ci=ci)
         paths += factor_paths
         if factor_paths:
             names = sorted({p.stem for p in factor_paths})
