@@ -226,28 +226,54 @@ def test_without_an_untrained_condition_the_runs_own_initial_weights_are_the_con
     assert out["vs_untrained_difference"] == -0.01 and out["vs_untrained_n_pairs"] == 10
 
 
-def test_paired_minus_uses_the_runs_own_untrained_twin_else_the_same_seeds_control():
-    runs = pd.DataFrame({
-        "condition": [MAIN, MAIN, "separate_cores", "separate_cores", "untrained"],
-        "seed": [0, 1, 0, 2, 0],
-        "cka": [0.7, 0.8, 0.5, 0.4, 0.3], "untrained_cka": [0.3, 0.35, 0.3, 0.2, 0.3],
-        "z": [2.0, 3.0, 1.0, 0.0, 0.5]})
-    np.testing.assert_allclose(claims.paired_minus(runs, "cka", "untrained"),
-                               [0.4, 0.45, 0.2, 0.2, 0.0])
-    np.testing.assert_allclose(claims.paired_minus(runs, "cka", "separate_cores"),
-                               [0.2, np.nan, 0.0, 0.0, -0.2])  # seed 1 has no separate run
-    np.testing.assert_allclose(claims.paired_minus(runs, "z", "untrained"),
-                               [1.5, np.nan, 0.5, np.nan, 0.0])
-
-
 def test_population_claims_are_judged_on_their_own_and_against_both_controls():
     ids = [c.claim_id for c in claims.population_claims()]
     assert ids[:3] == ["P1", "P1u", "P1s"] and len(ids) == 3 * len(claims.POPULATION_CLAIMS)
     table = stats((MAIN, "cka_over_null", 10, 0.6, 0.55, 0.65),
-                  (MAIN, "cka_minus_untrained", 10, 0.3, 0.25, 0.35),
-                  (MAIN, "cka_minus_separate_cores", 10, 0.02, -0.01, 0.05))
-    assert verdicts(table, ["P1", "P1u", "P1s", "N1"]) == {
+                  (MAIN, "cka", 10, 0.7, 0.65, 0.75),
+                  ("untrained", "cka", 10, 0.3, 0.25, 0.35),
+                  ("separate_cores", "cka", 10, 0.68, 0.6, 0.76))
+    context = {**CONTEXT, "paired": paired_rows(
+        (MAIN, "untrained", "cka", 10, 0.4, 0.35, 0.45, 0.002),
+        # the paired CI is above 0 but the sign-flip p is not below 0.05: not "exceeds"
+        (MAIN, "separate_cores", "cka", 10, 0.02, 0.001, 0.04, 0.08))}
+    out = evaluate_claims(table, context, [c for c in CLAIMS if c.claim_id in
+                                           ("P1", "P1u", "P1s", "N1")])
+    assert dict(zip(out["claim_id"], out["verdict"])) == {
         "P1": HOLDS, "P1u": HOLDS, "P1s": FAILS, "N1": NOT_MEASURED}
+    row = out.set_index("claim_id").loc["P1s"]
+    assert row["reference_condition"] == "separate_cores" and row["paired_p"] == 0.08
+    assert "sign-flip p" in row["rule"]
+
+
+def test_without_an_untrained_condition_the_runs_initial_weights_stand_in():
+    table = stats((MAIN, "cka", 10, 0.7, 0.65, 0.75), (MAIN, "untrained_cka", 10, 0.3, 0.25, 0.35))
+    context = {**CONTEXT, "paired": paired_rows(
+        (MAIN, "initial_weights", "cka", 10, 0.4, 0.35, 0.45, 0.002))}
+    out = evaluate_claims(table, context, [c for c in CLAIMS if c.claim_id == "P1u"]).iloc[0]
+    assert out["verdict"] == HOLDS and out["paired_difference"] == 0.4
+    assert out["reference_condition"] == "untrained (the runs' initial weights)"
+    assert out["reference_mean"] == 0.3
+    # neither an untrained condition nor a twin: not measured
+    out = evaluate_claims(table.iloc[:1], context,
+                          [c for c in CLAIMS if c.claim_id == "P1u"]).iloc[0]
+    assert out["verdict"] == NOT_MEASURED
+
+
+def test_population_contrasts_come_from_the_seed_paired_table():
+    from mirror_sweep.report.stats import report_contrasts
+    runs = pd.DataFrame({
+        "condition": [MAIN] * 3 + ["separate_cores"] * 3, "seed": [0, 1, 2] * 2,
+        "cka": [0.7, 0.8, 0.75, 0.5, 0.4, 0.45],
+        "untrained_cka": [0.3, 0.35, 0.3, 0.3, 0.2, 0.25]})
+    paired = report_contrasts(runs, n_boot=200)
+    row = paired[(paired["condition"] == MAIN) & (paired["reference"] == "separate_cores")
+                 & (paired["metric"] == "cka")].iloc[0]
+    assert row["n_pairs"] == 3 and np.isclose(row["mean_difference"], 0.3)
+    assert row["p"] == 0.25  # exact sign-flip p: 2 of 2^3 sign vectors as extreme
+    twin = paired[(paired["condition"] == MAIN) & (paired["reference"] == "initial_weights")
+                  & (paired["metric"] == "cka")].iloc[0]
+    assert np.isclose(twin["mean_difference"], (0.4 + 0.45 + 0.45) / 3)
 
 
 def test_derived_population_metrics():
@@ -257,6 +283,4 @@ def test_derived_population_metrics():
     out = claims.derive_metrics(runs)
     np.testing.assert_allclose(out["cka_over_null"], [0.65, 0.48])
     np.testing.assert_allclose(out["ablation_mirror_mean_observe_accuracy_harm_z"], [2.0, -0.5])
-    np.testing.assert_allclose(out["cka_minus_separate_cores"], [0.2, 0.0])
-    assert "cka_minus_untrained" in out  # nan: neither a twin nor an untrained run
-    assert out["cka_minus_untrained"].isna().all()
+    assert not [c for c in out if "_minus_" in c]  # the controls are compared in contrasts

@@ -163,15 +163,17 @@ CLAIMS = [
 ]
 
 # Population and causal claims: each is judged on its own (against its within-run null) and
-# against the two controls, paired by seed (the control's run of the same seed shares the data
-# and, for the untrained network, the very initial weights): "X_minus_CONTROL" is the run's X
-# minus that seed's X in CONTROL (derive_metrics), so "above zero" is a paired contrast.
+# against the two controls with the seed-paired contrasts of sweep.contrasts (rules.exceeds: the
+# paired CI above 0 and the sign-flip p < ALPHA), as the C-claims that compare conditions are.
+# The control's run of the same seed shares the data and, for the untrained network, the very
+# initial weights; without an `untrained` condition the runs' own initial-weight twin stands in
+# (report.verdicts).
 _LATENT, _NECESSARY, _DECODE = ("action-centric latent", "causally necessary",
                                 "help decode action in either mode")
 _MIRROR_Z = "ablation_mirror_mean_forward_loss_z"
 _MIRROR_HARM_Z = "ablation_mirror_mean_observe_accuracy_harm_z"
 POPULATION_CLAIMS = [
-    # (id, claim, paper's words, per-run metric judged on its own, metric paired with controls)
+    # (id, claim, paper's words, per-run metric judged on its own, metric compared with controls)
     ("P1", ("the latent is shared across modes: linear CKA of perform vs observe states above "
             "its re-paired null"), _LATENT, "cka_over_null", "cka"),
     ("P2", ("the action geometry is shared: RSA of the action centroids above its "
@@ -191,41 +193,24 @@ CONTROL_WORDS = {UNTRAINED: "the untrained network", SEPARATE_CORES: "separate c
 
 
 def population_claims() -> list[Claim]:
-    """Each population / causal claim on its own, then against each control (paired by seed)."""
+    """Each population / causal claim on its own, then against each control (seed-paired)."""
     out = []
-    for cid, text, paper, own, paired in POPULATION_CLAIMS:
+    for cid, text, paper, own, compared in POPULATION_CLAIMS:
         out.append(Claim(cid, text, paper, "main", own, rules.above_zero()))
         for suffix, control in zip("us", CONTROLS):
             out.append(Claim(f"{cid}{suffix}", f"{cid} against {CONTROL_WORDS[control]}: "
-                             f"{paired} minus the same seed's (paired)", paper, "main",
-                             f"{paired}_minus_{control}", rules.above_zero()))
+                             f"{compared} exceeds the same seed's", paper, "main", compared,
+                             rules.exceeds(), reference=control))
     return out
 
 
 CLAIMS += population_claims()
-THRESHOLD_METRICS |= {f"best_match_frac_abs_r_gt{suffix}" for suffix in (
-    "_over_null", *(f"_minus_{control}" for control in CONTROLS))}
+THRESHOLD_METRICS |= {"best_match_frac_abs_r_gt", "best_match_frac_abs_r_gt_over_null"}
 # Differences with the null means the population claims read: {derived: (value, null mean)}.
 OVER_NULL = {"cka_over_null": ("cka", "cka_null_mean"),
              "rsa_actions_over_null": ("rsa_actions", "rsa_actions_null_mean"),
              "best_match_frac_abs_r_gt_over_null": ("best_match_frac_abs_r_gt",
                                                     "best_match_frac_abs_r_gt_null_mean")}
-
-
-def paired_minus(runs: pd.DataFrame, metric: str, control: str) -> pd.Series:
-    """Each run's metric minus the same seed's value in the control condition.
-
-    For control "untrained" a run's own `untrained_` twin is used when it exists (the same
-    network as that seed's untrained run); otherwise the mean over the control condition's runs
-    of the same seed (and hidden size when the column exists); nan where there is none.
-    """
-    twin = f"untrained_{metric}"
-    if control == UNTRAINED and twin in runs:
-        return runs[metric] - runs[twin]
-    keys = [k for k in ("seed", "hidden_size") if k in runs]
-    reference = runs[runs["condition"] == control].groupby(keys)[metric].mean()
-    index = pd.MultiIndex.from_frame(runs[keys]) if len(keys) > 1 else runs[keys[0]]
-    return runs[metric] - reference.reindex(index).to_numpy()
 
 
 def derive_metrics(runs: pd.DataFrame, alpha: float = ALPHA,
@@ -237,8 +222,7 @@ def derive_metrics(runs: pd.DataFrame, alpha: float = ALPHA,
     (1 / (B + 1) of the decoding null), frac_abs_r_gt_over_untrained,
     frac_congruent_over_chance, reaches_max_r (1.0 if max r >= NEAR_MAX_R), reaches_abs_r
     (1.0 if max |r| >= REAPPEARS_ABS_R); the population metrics over their null means
-    (OVER_NULL), ablation_mirror_mean_observe_accuracy_harm_z and, for each metric of
-    POPULATION_CLAIMS, {metric}_minus_{control} for the CONTROLS (paired_minus); and from
+    (OVER_NULL), ablation_mirror_mean_observe_accuracy_harm_z; and from
     `units` (the aggregated units table, with run_id and r): n_units_near_max_r (units with
     r >= NEAR_MAX_R), frac_abs_r_gt_strong (|r| > STRONG_ABS_R) and frac_r_gt_weak
     (r > WEAK_R).
@@ -263,11 +247,6 @@ def derive_metrics(runs: pd.DataFrame, alpha: float = ALPHA,
     accuracy_z = "ablation_mirror_mean_observe_accuracy_z"
     if accuracy_z in out:  # a harmful ablation lowers the accuracy: harm is -z
         out[_MIRROR_HARM_Z] = -out[accuracy_z]
-    if {"condition", "seed"} <= set(out):
-        for *_, paired in POPULATION_CLAIMS:
-            for control in CONTROLS:
-                if paired in out:
-                    out[f"{paired}_minus_{control}"] = paired_minus(out, paired, control)
     if "max_r" in out:
         out["reaches_max_r"] = (out["max_r"] >= NEAR_MAX_R).astype(float).where(
             out["max_r"].notna())

@@ -134,14 +134,28 @@ def why_not_measured(claim: Claim, stats: pd.DataFrame, context: dict,
     return reason
 
 
+def initial_weights_stand_in(claim: Claim, stats: pd.DataFrame, condition: str | None,
+                             reference: str | None) -> bool:
+    """Whether the claim condition's own initial-weight twin (TWIN_PREFIX + metric: the same
+    network at its initial weights, as the untrained condition of the same seed) stands in for
+    an `untrained` reference condition that the sweep lacks."""
+    return (reference == UNTRAINED and lookup(stats, UNTRAINED, claim.metric) is None
+            and lookup(stats, condition, TWIN_PREFIX + claim.metric) is not None)
+
+
 def claim_rows(claim: Claim, stats: pd.DataFrame, context: dict, condition: str | None,
                reference: str | None, metric: str | None = None) -> dict[str, dict | None]:
     """The rows the claim's rule reads, for the claim evaluated on `condition` (and, when
     given, on `metric` in place of the claim's for THIS)."""
+    ref_condition, ref_metric, paired_reference = reference, claim.metric, reference
+    if claim.reference and initial_weights_stand_in(claim, stats, condition, reference):
+        ref_condition, ref_metric = condition, TWIN_PREFIX + claim.metric
+        paired_reference = INITIAL_WEIGHTS
     return {THIS: lookup(stats, condition, metric or claim.metric),
-            REFERENCE: lookup(stats, reference, claim.metric) if claim.reference else None,
+            REFERENCE: lookup(stats, ref_condition, ref_metric) if claim.reference else None,
             SIGNIFICANT: lookup(stats, condition, claim.significance_metric),
-            PAIRED: lookup_paired(context.get("paired"), condition, reference, claim.metric)}
+            PAIRED: lookup_paired(context.get("paired"), condition, paired_reference,
+                                  claim.metric)}
 
 
 def decide(claim: Claim, stats: pd.DataFrame, context: dict, condition: str | None,
@@ -211,7 +225,10 @@ def evaluate_claim(claim: Claim, stats: pd.DataFrame, context: dict) -> dict:
         "ci_low": row["ci_low"] if row and row["n"] >= 2 else np.nan,
         "ci_high": row["ci_high"] if row and row["n"] >= 2 else np.nan,
         "n_seeds": int(row["n"]) if row else 0, "verdict": verdict, "rule": claim.rule_text(),
-        "reference_condition": reference or "", "reference_mean": ref["mean"] if ref else np.nan,
+        "reference_condition": (f"{reference} (the runs' initial weights)"
+                                if claim.reference and initial_weights_stand_in(
+                                    claim, stats, condition, reference) else reference or ""),
+        "reference_mean": ref["mean"] if ref else np.nan,
         "reference_ci_low": ref["ci_low"] if ref else np.nan,
         "reference_ci_high": ref["ci_high"] if ref else np.nan,
         "paired_difference": pair["mean"] if pair else np.nan,
