@@ -3,7 +3,7 @@ per condition, and the mechanism figure over the readout variants.
 
 They read only the aggregated per-run table (`Sweep.runs`) and its across-seed summary
 (`summaries.robustness`, whose grouping keys are the condition and every varying factor); each
-panel shows the per-seed points, the mean over seeds and its bootstrap CI. `draw_factor_figures`
+panel shows the per-seed points, the mean over seeds and its CI (the sweep's CI method). `draw_factor_figures`
 draws whichever apply to the sweep: one figure per varying factor, and the mechanism figure when
 the sweep holds at least two readout variants.
 """
@@ -142,7 +142,7 @@ def factor_figure(runs: pd.DataFrame, stats: pd.DataFrame, factor: str,
     if handles:
         fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 3),
                    frameon=False, fontsize=8)
-    fig.suptitle(title + " (points: seeds; bars: mean and 95% bootstrap CI)", fontsize=11)
+    fig.suptitle(title + " (points: seeds; bars: mean and 95% CI)", fontsize=11)
     return fig
 
 

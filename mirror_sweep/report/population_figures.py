@@ -70,7 +70,7 @@ def figure5(runs: pd.DataFrame, conditions: list[str], stats: pd.DataFrame) -> F
 
 def ablation_stats(ablation: pd.DataFrame, n_boot: int = 10_000, seed: int = 0,
                    level: float = 0.95) -> pd.DataFrame:
-    """Across-seed mean and bootstrap CI of each run's delta per ABLATION_KEYS group.
+    """Across-seed mean and CI of each run's delta per ABLATION_KEYS group.
 
     ablation: the aggregated ablation table (one row per run, mode, metric, clamp, selection,
     k; `delta` is the run's change, the mean over draws for random units).
