@@ -46,7 +46,7 @@ def time_default_run(overrides: tuple[str, ...] = ()) -> dict[str, float]:
         if proc.returncode != 0:
             raise RuntimeError(f"default run failed ({' '.join(cmd)}):\n{''.join(lines)[-2000:]}")
         summary = json.loads((Path(folder) / "summary.json").read_text())
-    keys = ["time_data_s", "time_train_s", "time_analysis_s", "torch_threads"]
+    keys = ["time_data_s", "time_train_s", "time_analysis_s", "time_ablation_s", "torch_threads"]
     return {"wall_s": wall, "startup_s": float("nan") if startup is None else startup, **{key: summary[key] for key in keys}}
 
 

@@ -38,7 +38,8 @@ def run_sweep(launcher: str, n_jobs: int, job_overrides: list[str]) -> dict:
 
 def run_multirun(overrides: list[str], n_jobs: int) -> dict:
     """`mirror-sweep -m OVERRIDES` into a temporary sweep folder: wall_s, n_jobs, n_complete,
-    compute_s (sum of the jobs' data + training + analysis seconds), torch_threads."""
+    compute_s (sum of the jobs' data + training + analysis + causal-ablation seconds),
+    torch_threads."""
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as folder:
         cmd = [CLI, "-m", *overrides, f"hydra.sweep.dir={folder}",
                "hydra.job_logging.root.level=WARNING"]
@@ -49,7 +50,8 @@ def run_multirun(overrides: list[str], n_jobs: int) -> dict:
         if done.returncode != 0:
             raise RuntimeError(f"sweep failed ({' '.join(cmd)}):\n{done.stderr[-2000:]}")
         summaries = [json.loads(path.read_text()) for path in Path(folder).glob("*/summary.json")]
-    compute = sum(s["time_data_s"] + s["time_train_s"] + s["time_analysis_s"] for s in summaries)
+    compute = sum(s["time_data_s"] + s["time_train_s"] + s["time_analysis_s"]
+                  + s.get("time_ablation_s", 0.0) for s in summaries)
     return {"wall_s": wall, "n_jobs": n_jobs, "n_complete": len(summaries), "compute_s": compute,
             "torch_threads": sorted({s["torch_threads"] for s in summaries})}
 
