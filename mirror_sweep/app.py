@@ -89,7 +89,9 @@ def execute_isolated(cfg: RunConfig, folder: Path, digest: str, threads: int,
     """`execute` in a forked child: if the child dies from a signal, raise JobKilled here."""
     import multiprocessing
 
-    import torch  # noqa: F401  imported once per worker, before forking (no threads started yet)
+    from mirror_sweep.run.experiment import import_stages
+
+    import_stages()  # once per worker, before forking: each job starts with its imports done
 
     child = multiprocessing.get_context("fork").Process(
         target=_child_main, args=(cfg, folder, digest, threads, record))

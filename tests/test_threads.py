@@ -35,3 +35,13 @@ def test_start_up_imports_no_heavy_library():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_a_sweep_worker_imports_every_stage_once_before_forking_its_jobs():
+    code = ("import sys; from mirror_sweep.run.experiment import import_stages; import_stages(); "
+            "print(sorted(m for m in ['torch', 'pandas', 'scipy', 'scipy.stats', "
+            "'matplotlib'] if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "['pandas', 'scipy', 'scipy.stats', 'torch']"
