@@ -109,6 +109,21 @@ def test_varying_hidden_size_keeps_the_papers_96():
     assert "96" in note
 
 
+def test_the_example_run_is_at_the_papers_size_when_a_sweep_varies_factors():
+    # run ids sort "H=128" before "H=16" before "H=96": the example must still be H = 96, GRU
+    runs = pd.DataFrame({
+        "run_id": ["hidden_size=128,seed=0", "hidden_size=16,seed=0", "hidden_size=96,seed=0",
+                   "hidden_size=96,seed=1"],
+        "condition": "shared_bidirectional", "seed": [0, 0, 0, 1],
+        "hidden_size": [128, 16, 96, 96]})
+    empty = pd.DataFrame(columns=["run_id"])
+    sweep = Sweep(Path("."), runs, empty, empty, empty, empty)
+    assert figures.choose_example(sweep)["run_id"] == "hidden_size=96,seed=0"
+    # without a run at H = 96, the first of all runs
+    sweep = Sweep(Path("."), runs[runs["hidden_size"] != 96], empty, empty, empty, empty)
+    assert figures.choose_example(sweep)["run_id"] == "hidden_size=128,seed=0"
+
+
 def panel_titles(fig) -> list[str]:
     return [ax.get_title(loc="left") for ax in fig.axes if ax.get_title(loc="left")]
 

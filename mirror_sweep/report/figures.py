@@ -110,7 +110,9 @@ def run_folder(sweep: Sweep, run_id: str) -> Path:
 
 
 def choose_example(sweep: Sweep, run_id: str | None = None) -> pd.Series | None:
-    """The example run: `run_id`, else the main condition's lowest seed, else the first run."""
+    """The example run: `run_id`, else the main condition's lowest seed among the runs that stand
+    for the paper (its H and the reference value of any other swept factor:
+    paper.paper_size_runs), else the first run."""
     runs = sweep.runs
     if runs.empty:
         return None
@@ -119,6 +121,8 @@ def choose_example(sweep: Sweep, run_id: str | None = None) -> pd.Series | None:
         if match.empty:
             raise ValueError(f"example run {run_id!r} is not a complete run of {sweep.path}")
         return match.iloc[0]
+    paper_runs, _ = paper_size_runs(runs)
+    runs = paper_runs if len(paper_runs) else runs
     main = main_condition(runs)
     pool = runs[runs["condition"] == main] if main else runs
     return pool.sort_values(["seed", "run_id"]).iloc[0]
