@@ -68,3 +68,23 @@ def test_the_ci_method_of_mirror_aggregate_reaches_the_signature_table():
     main = "shared_bidirectional"
     assert t.loc[main, low] != percentile.loc[main, low]  # a t interval is wider at n = 8
     assert t.loc[main, low] < percentile.loc[main, low]
+
+
+def test_s5_reads_the_seed_paired_contrast_not_overlapping_cis():
+    # Seeds differ a lot (wide, overlapping across-seed CIs), but forward_only is 0.02 below the
+    # paper's condition in every seed: the paired contrast shows the reduction.
+    runs = planted_runs()
+    main = runs[runs.condition == "shared_bidirectional"].copy()
+    spread = np.linspace(-0.1, 0.1, len(main))
+    runs.loc[main.index, "frac_abs_r_gt"] = 0.37 + spread
+    ablation = main.assign(condition="forward_only", run_id=main.run_id + "f",
+                           frac_abs_r_gt=0.35 + spread)
+    table = signature_table(pd.concat([runs, ablation], ignore_index=True), n_boot=200)
+    table = table.set_index("condition")
+    assert table.loc["forward_only", "frac_abs_r_gt_ci_high"] > \
+        table.loc["shared_bidirectional", "frac_abs_r_gt_ci_low"]  # unpaired CIs overlap
+    assert table.loc["shared_bidirectional", "S5"] == HOLDS
+    # an ablation that is higher in half of the seeds does not reduce the effect
+    ablation["frac_abs_r_gt"] = 0.37 + spread + np.where(np.arange(len(main)) % 2, 0.02, -0.02)
+    table = signature_table(pd.concat([runs, ablation], ignore_index=True), n_boot=200)
+    assert table.set_index("condition").loc["shared_bidirectional", "S5"] == FAILS

@@ -4,8 +4,10 @@ signature, with the measured values and CIs (a finding, never a target).
 The signature is the paper's main result taken as a whole: (S1) ~35-40% of units with |r| > 0.6,
 (S2) ~25-30% with r > 0.75, (S3) anti-mirror units present, (S4) cross-decoding above chance in
 both directions, (S5) the paper's ablations (separate cores, forward only, shuffled observe)
-reducing the effect. The paper's ranges are those of its claims (paper.CLAIM_RANGES); S5 can
-only be measured for the paper's own design (the ablations are ablations of it). One row per
+reducing the effect, judged like the claims' "reduces" rule: the seed-paired contrast
+(sweep.contrasts) of each ablation against the paper's condition. The paper's ranges are those
+of its claims (paper.CLAIM_RANGES); S5 can only be measured for the paper's own design (the
+ablations are ablations of it). One row per
 condition and per value of every varying factor (summaries.robustness_keys).
 """
 
@@ -15,7 +17,9 @@ import pandas as pd
 
 from mirror_sweep.report.claims import derive_metrics
 from mirror_sweep.report.paper import CLAIM_RANGES, MAIN
+from mirror_sweep.report.rules import ALPHA
 from mirror_sweep.report.verdicts import FAILS, HOLDS, NOT_MEASURED, threshold_mismatch
+from mirror_sweep.sweep.contrasts import contrasts
 from mirror_sweep.sweep.summaries import DEFAULT_CI, robustness, robustness_keys
 
 ABLATIONS = ["separate_cores", "forward_only", "shuffled_observe"]
@@ -29,8 +33,9 @@ CRITERIA = {
     "S4": "cross-decoding above chance: the 95% CI lower bound of mean(accuracy - chance) is > 0 "
           "in both directions",
     "S5": "the paper's ablations reduce the effect: for each of separate_cores, forward_only, "
-          "shuffled_observe in the sweep, its |r| > 0.6 fraction's 95% CI upper bound is below "
-          "this condition's CI lower bound (measured for the paper's condition only)",
+          "shuffled_observe in the sweep, the seed-paired difference of its |r| > 0.6 fraction "
+          "from this condition's has a 95% CI upper bound below 0 and a sign-flip p < 0.05 "
+          "(measured for the paper's condition only)",
 }
 
 
@@ -56,6 +61,8 @@ def signature_table(runs: pd.DataFrame, n_boot: int = 10_000, seed: int = 0,
     derived = derive_metrics(runs)
     keys = robustness_keys(derived)
     stats = robustness(derived, metrics=METRICS, n_boot=n_boot, seed=seed, ci=ci)
+    paired = contrasts(derived, metrics=["frac_abs_r_gt"], pairs=[(a, MAIN) for a in ABLATIONS],
+                       n_boot=n_boot, seed=seed, ci=ci)
     factors = keys[1:]
     mismatch = set(threshold_mismatch(runs))
     groups = stats.groupby(keys, sort=False, dropna=False)
@@ -68,7 +75,7 @@ def signature_table(runs: pd.DataFrame, n_boot: int = 10_000, seed: int = 0,
             found = cell(group, metric)
             for stat in ("mean", "ci_low", "ci_high"):
                 row[f"{metric}_{stat}"] = found[stat] if found is not None else float("nan")
-        row.update(score(values, group, stats, factors))
+        row.update(score(values, group, paired, factors))
         if values["condition"] in mismatch:  # not the paper's thresholds: not its fractions
             row.update({"S1": NOT_MEASURED, "S2": NOT_MEASURED})
         rows.append(row)
@@ -80,8 +87,9 @@ def signature_table(runs: pd.DataFrame, n_boot: int = 10_000, seed: int = 0,
     return table
 
 
-def score(values: dict, group: pd.DataFrame, stats: pd.DataFrame, factors: list[str]) -> dict:
-    """S1-S5 verdicts of one group (values: its grouping keys)."""
+def score(values: dict, group: pd.DataFrame, paired: pd.DataFrame, factors: list[str]) -> dict:
+    """S1-S5 verdicts of one group (values: its grouping keys; paired: the ablations' seed-paired
+    contrasts with the paper's condition)."""
     out = {}
     for name, metric in [("S1", "frac_abs_r_gt"), ("S2", "frac_r_gt")]:
         low, high = CLAIM_RANGES[metric]
@@ -93,24 +101,23 @@ def score(values: dict, group: pd.DataFrame, stats: pd.DataFrame, factors: list[
     decoding = [cell(group, metric) for metric in DECODING]
     out["S4"] = verdict(None if any(d is None for d in decoding) else
                         all(d["ci_low"] > 0 for d in decoding))
-    out["S5"] = verdict(ablations_reduce(values, group, stats, factors))
+    out["S5"] = verdict(ablations_reduce(values, group, paired, factors))
     return out
 
 
-def ablations_reduce(values: dict, group: pd.DataFrame, stats: pd.DataFrame,
+def ablations_reduce(values: dict, group: pd.DataFrame, paired: pd.DataFrame,
                      factors: list[str]) -> bool | None:
-    """S5 for the paper's condition at these factor values; None when not measurable."""
-    own = cell(group, "frac_abs_r_gt")
-    if values["condition"] != MAIN or own is None:
+    """S5 for the paper's condition at these factor values; None when not measurable (another
+    condition, or no ablation sharing at least 2 seeds with it)."""
+    if values["condition"] != MAIN or cell(group, "frac_abs_r_gt") is None or paired.empty:
         return None
-    same = stats
+    same = paired[paired["reference"] == MAIN]
     for factor in factors:
         same = same[same[factor] == values[factor]]
-    found = [cell(same[same["condition"] == name], "frac_abs_r_gt") for name in ABLATIONS]
-    found = [f for f in found if f is not None]
-    if not found:
+    same = same[same["n_pairs"] >= 2]
+    if same.empty:
         return None
-    return all(f["ci_high"] < own["ci_low"] for f in found)
+    return bool(((same["ci_high"] < 0) & (same["p"] < ALPHA)).all())
 
 
 def signature_markdown(table: pd.DataFrame) -> str:
