@@ -13,9 +13,12 @@ from mirror_sweep.sweep.contrasts import (
     CONTRAST_COLUMNS,
     INITIAL_WEIGHTS,
     contrasts,
+    MONTE_CARLO_MAX_PAIRS,
     paired_differences,
     sign_flip_pvalue,
+    sign_flip_pvalues,
 )
+from mirror_sweep.sweep import contrasts as contrasts_module
 from mirror_sweep.sweep.summaries import mean_ci, robustness
 
 
@@ -57,6 +60,28 @@ def test_sign_flip_p_monte_carlo_beyond_the_exact_limit_is_close():
     ref = stats.permutation_test((d,), np.mean, permutation_type="samples", n_resamples=np.inf
                                  ).pvalue
     assert sign_flip_pvalue(d) == pytest.approx(ref, abs=0.01)
+
+
+def test_batched_p_values_equal_one_call_each_and_bound_the_product(monkeypatch):
+    rng = np.random.default_rng(3)
+    ds = [rng.normal(0.2, 1.0, n) for n in (10, 10, 20, 20, 20, 0, 150, 150)]
+    one_each = [sign_flip_pvalue(d, seed=4) for d in ds]
+    monkeypatch.setattr(contrasts_module, "_PRODUCT_MAX", 3000)  # several column chunks
+    together = sign_flip_pvalues(ds, seed=4)
+    np.testing.assert_array_equal(np.isnan(together), np.isnan(one_each))
+    assert together[~np.isnan(together)].tolist() == pytest.approx(
+        [p for p in one_each if not np.isnan(p)], abs=1e-15)
+
+
+def test_sign_flip_p_beyond_the_monte_carlo_limit_is_the_normal_approximation():
+    n = MONTE_CARLO_MAX_PAIRS + 50
+    d = np.random.default_rng(5).normal(0.1, 1.0, n)
+    z = abs(d.sum()) / np.sqrt((d**2).sum())
+    assert sign_flip_pvalue(d) == pytest.approx(2 * stats.norm.sf(z), rel=1e-12)
+    ref = stats.permutation_test((d,), np.mean, permutation_type="samples", n_resamples=20_000,
+                                 random_state=0).pvalue
+    assert sign_flip_pvalue(d) == pytest.approx(ref, abs=0.02)
+    assert sign_flip_pvalue(np.zeros(n)) == 1.0
 
 
 def test_paired_shift_is_found_where_the_unpaired_rule_misses_it():

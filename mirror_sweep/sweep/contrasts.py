@@ -8,7 +8,11 @@ the same method as the across-seed summaries) and a two-sided sign-flip permutat
 null that the condition does not matter, each d_s is as likely to be -d_s, so
 p = #{sign vectors e : |mean(e d)| >= |mean(d)|} / #{sign vectors}, enumerated exactly over all
 2^n sign vectors for n <= EXACT_MAX_PAIRS seeds (the smallest possible p is 2 / 2^n: 0.002 at
-n = 10) and Monte Carlo beyond.
+n = 10), Monte Carlo up to MONTE_CARLO_MAX_PAIRS and, beyond (cluster-scale sweeps, hundreds of
+seeds per condition), the normal approximation of the sign-flip distribution: sum(e d) has mean 0
+and variance sum(d^2) over the 2^n sign vectors, and is close to normal at that n. The p-values of
+one table are computed together (`sign_flip_pvalues`): the contrasts with the same number of pairs
+share their sign vectors, one matrix product for all of them, drawn in bounded chunks.
 
 A run's own network at its initial weights is a paired control too: ``INITIAL_WEIGHTS`` rows
 compare a metric with its ``untrained_`` twin in the same runs (named apart from an `untrained`
@@ -18,9 +22,11 @@ condition, which a sweep may also have).
 from __future__ import annotations
 
 import itertools
+from collections import defaultdict
 
 import numpy as np
 import pandas as pd
+import scipy.stats
 
 from mirror_sweep.sweep.summaries import (
     DEFAULT_CI,
@@ -32,9 +38,16 @@ from mirror_sweep.sweep.summaries import (
 
 CONTRAST_COLUMNS = ["condition", "reference", "metric", "n_pairs", "mean_difference", "ci_low",
                     "ci_high", "p"]
-# Exact enumeration up to 2^16 sign vectors; Monte Carlo (this many draws, seeded) beyond.
+# Exact enumeration up to 2^16 sign vectors; Monte Carlo (this many draws, seeded) up to
+# MONTE_CARLO_MAX_PAIRS pairs; the normal approximation beyond (O(n) per contrast: at 10^3 seeds
+# the Monte Carlo would cost 10^8 operations per contrast, thousands of contrasts per sweep).
 EXACT_MAX_PAIRS = 16
 MONTE_CARLO_FLIPS = 100_000
+MONTE_CARLO_MAX_PAIRS = 100
+# Random sign vectors drawn at a time (an even count keeps numpy's stream that of one draw) and
+# the most float64 values of one signs x differences product: memory stays bounded.
+_FLIP_CHUNK = 2_000
+_PRODUCT_MAX = 4_000_000
 # The reference name of a run's own initial-weight network, and the prefix of its metrics.
 INITIAL_WEIGHTS = "initial_weights"
 TWIN_PREFIX = "untrained_"
@@ -45,21 +58,51 @@ _TIE_RTOL = 1e-12
 def sign_flip_pvalue(d: np.ndarray, seed: int = 0) -> float:
     """Two-sided sign-flip permutation p of mean(d) = 0 for paired differences d (n,).
 
-    Exact (all 2^n sign vectors, the identity included) for n <= EXACT_MAX_PAIRS; otherwise
-    (1 + #{draws at least as extreme}) / (1 + MONTE_CARLO_FLIPS) from seeded random signs.
+    Exact (all 2^n sign vectors, the identity included) for n <= EXACT_MAX_PAIRS; up to
+    MONTE_CARLO_MAX_PAIRS, (1 + #{draws at least as extreme}) / (1 + MONTE_CARLO_FLIPS) from
+    seeded random signs; beyond, 2 P(Z >= |sum d| / sqrt(sum d^2)) (normal approximation).
     nan for n = 0; 1.0 when every d is 0.
     """
-    d = np.asarray(d, dtype=np.float64)
-    n = len(d)
-    if n == 0:
-        return float("nan")
-    observed = abs(d.sum())
-    tol = _TIE_RTOL * max(np.abs(d).sum(), 1e-300)
-    if n <= EXACT_MAX_PAIRS:
-        signs = 1.0 - 2.0 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
-        return float(np.mean(np.abs(signs @ d) >= observed - tol))
-    signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(MONTE_CARLO_FLIPS, n))
-    return float((1 + np.sum(np.abs(signs @ d) >= observed - tol)) / (1 + MONTE_CARLO_FLIPS))
+    return float(sign_flip_pvalues([d], seed)[0])
+
+
+def sign_flip_pvalues(ds: list[np.ndarray], seed: int = 0) -> np.ndarray:
+    """``sign_flip_pvalue`` of each of `ds`: those of equal length share their sign vectors
+    (the same ones a single call draws) and one matrix product."""
+    out = np.full(len(ds), np.nan)
+    by_length: dict[int, list[int]] = defaultdict(list)
+    for i, d in enumerate(ds):
+        by_length[len(d)].append(i)
+    for n, where in by_length.items():
+        if n == 0:
+            continue
+        d = np.column_stack([np.asarray(ds[i], dtype=np.float64) for i in where])  # (n, k)
+        observed = np.abs(d.sum(axis=0))
+        limit = observed - _TIE_RTOL * np.maximum(np.abs(d).sum(axis=0), 1e-300)
+        if n <= EXACT_MAX_PAIRS:
+            signs = 1.0 - 2.0 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
+            out[where] = _count_extreme(signs, d, limit) / 2**n
+        elif n <= MONTE_CARLO_MAX_PAIRS:
+            rng = np.random.default_rng(seed)
+            hits = np.zeros(len(where))
+            for start in range(0, MONTE_CARLO_FLIPS, _FLIP_CHUNK):
+                rows = min(_FLIP_CHUNK, MONTE_CARLO_FLIPS - start)
+                hits += _count_extreme(rng.choice([-1.0, 1.0], size=(rows, n)), d, limit)
+            out[where] = (1 + hits) / (1 + MONTE_CARLO_FLIPS)
+        else:
+            scale = np.sqrt((d**2).sum(axis=0))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                z = np.where(scale > 0, observed / scale, 0.0)
+            out[where] = np.minimum(2 * scipy.stats.norm.sf(z), 1.0)
+    return out
+
+
+def _count_extreme(signs: np.ndarray, d: np.ndarray, limit: np.ndarray) -> np.ndarray:
+    """Per column of d: how many rows of signs give |signs @ d| >= limit (columns in chunks)."""
+    step = max(1, _PRODUCT_MAX // len(signs))
+    return np.concatenate([
+        (np.abs(signs @ d[:, j:j + step]) >= limit[j:j + step]).sum(axis=0)
+        for j in range(0, d.shape[1], step)]).astype(float)
 
 
 def paired_differences(runs: pd.DataFrame, condition: str, reference: str, metric: str,
@@ -112,7 +155,8 @@ def contrasts(runs: pd.DataFrame, metrics: list[str] | None = None,
     check_ci_method(ci)
     metrics = [m for m in (metrics or HEADLINE_METRICS) if m in runs.columns]
     extra = [key for key in robustness_keys(runs) if key != "condition"]
-    rows = []
+    rows: list[list] = []
+    differences: list[np.ndarray] = []
     if runs.empty or not metrics or "seed" not in runs:
         return pd.DataFrame(columns=extra + CONTRAST_COLUMNS)
     groups = runs.groupby(extra, sort=True, dropna=False) if extra else [((), runs)]
@@ -141,8 +185,13 @@ def contrasts(runs: pd.DataFrame, metrics: list[str] | None = None,
                 d = d[np.isfinite(d)]
                 if len(d) == 0:
                     continue
-                stats = paired_contrast(d, ci, n_boot, seed, level)
-                rows.append([*values, condition, reference, metric, *stats.values()])
+                low, high = mean_ci(d[:, None], ci, n_boot, seed, level)[0]
+                rows.append([*values, condition, reference, metric, len(d), float(d.mean()),
+                             float(low), float(high), np.nan])
+                differences.append(d)
+    if rows:  # every p at once: contrasts with as many pairs share their sign vectors
+        for row, p in zip(rows, sign_flip_pvalues(differences, seed)):
+            row[-1] = float(p)
     out = pd.DataFrame(rows, columns=extra + CONTRAST_COLUMNS)
     if out.empty:
         return out
