@@ -26,7 +26,7 @@ from collections import defaultdict
 
 import numpy as np
 import pandas as pd
-import scipy.stats
+import scipy.special
 
 from mirror_sweep.sweep.summaries import (
     DEFAULT_CI,
@@ -93,7 +93,7 @@ def sign_flip_pvalues(ds: list[np.ndarray], seed: int = 0) -> np.ndarray:
             scale = np.sqrt((d**2).sum(axis=0))
             with np.errstate(divide="ignore", invalid="ignore"):
                 z = np.where(scale > 0, observed / scale, 0.0)
-            out[where] = np.minimum(2 * scipy.stats.norm.sf(z), 1.0)
+            out[where] = np.minimum(2 * scipy.special.ndtr(-z), 1.0)  # 2 P(Z >= z)
     return out
 
 
@@ -169,19 +169,23 @@ def contrasts(runs: pd.DataFrame, metrics: list[str] | None = None,
         for metric in metrics:
             table = by_seed[metric].mean().unstack("condition")
             twin = f"{TWIN_PREFIX}{metric}"
-            untrained = by_seed[twin].mean().unstack("condition") if twin in group else None
+            untrained = by_seed[twin].mean().unstack("condition").reindex(
+                index=table.index, columns=table.columns) if twin in group else None
+            # seeds x conditions as arrays: one subtraction per pair, no pandas per pair
+            column = {name: i for i, name in enumerate(table.columns)}
+            trained = table.to_numpy(dtype=float)
+            initial = untrained.to_numpy(dtype=float) if untrained is not None else None
             for condition, reference in wanted:
-                if condition not in table:
+                if condition not in column:
                     continue
                 if reference == INITIAL_WEIGHTS:
-                    if untrained is None or condition not in untrained:
+                    if initial is None:
                         continue
-                    d = table[condition] - untrained[condition]
-                elif reference in table:
-                    d = table[condition] - table[reference]
+                    d = trained[:, column[condition]] - initial[:, column[condition]]
+                elif reference in column:
+                    d = trained[:, column[condition]] - trained[:, column[reference]]
                 else:
                     continue
-                d = d.to_numpy(dtype=float)
                 d = d[np.isfinite(d)]
                 if len(d) == 0:
                     continue

@@ -11,9 +11,14 @@ or "percentile" (bootstrap percentile).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
-import scipy.stats
+
+# scipy.special, not scipy.stats (~4x slower to import): t quantiles are special.stdtrit, the
+# normal's ppf / cdf special.ndtri / ndtr, the functions scipy.stats.t and norm call.
+import scipy.special
 
 CI_METHODS = ("t", "bca", "percentile")
 DEFAULT_CI = "t"
@@ -82,7 +87,7 @@ def mean_ci(x: np.ndarray, ci: str, n_boot: int, seed: int, level: float) -> np.
     if ci == "t":
         if n < 2:
             return np.full((x.shape[1], 2), np.nan)
-        half = scipy.stats.t.ppf(0.5 + level / 2, n - 1) * x.std(axis=0, ddof=1) / np.sqrt(n)
+        half = t_quantile(0.5 + level / 2, n - 1) * x.std(axis=0, ddof=1) / np.sqrt(n)
         return np.column_stack([mean - half, mean + half])
     boot = bootstrap_means(x, n_boot, seed)
     tails = np.array([(1 - level) / 2, (1 + level) / 2])
@@ -95,16 +100,22 @@ def mean_ci(x: np.ndarray, ci: str, n_boot: int, seed: int, level: float) -> np.
     return out
 
 
+@functools.lru_cache(maxsize=4096)
+def t_quantile(q: float, df: int) -> float:
+    """Student t quantile (scipy.stats.t.ppf(q, df)), cached: thousands of CIs share few df."""
+    return float(scipy.special.stdtrit(df, q))
+
+
 def _bca(x: np.ndarray, boot: np.ndarray, tails: np.ndarray) -> np.ndarray:
     """BCa interval of the mean of x from its bootstrap means (x not constant)."""
     n = len(x)
     share = np.clip(np.mean(boot < x.mean()), 1 / (len(boot) + 1), len(boot) / (len(boot) + 1))
-    z0 = scipy.stats.norm.ppf(share)
+    z0 = scipy.special.ndtri(share)
     jack = (x.sum() - x) / (n - 1)
     d = jack.mean() - jack
     accel = (d**3).sum() / (6 * (d**2).sum() ** 1.5) if n > 1 else 0.0
-    z = scipy.stats.norm.ppf(tails)
-    adjusted = scipy.stats.norm.cdf(z0 + (z0 + z) / (1 - accel * (z0 + z)))
+    z = scipy.special.ndtri(tails)
+    adjusted = scipy.special.ndtr(z0 + (z0 + z) / (1 - accel * (z0 + z)))
     return np.percentile(boot, 100 * adjusted)
 
 
