@@ -358,8 +358,9 @@ def examine_all(root: Path, folders: list[Path], cache: VerifyCache | None = Non
             job = cached.get(i) or next(fresh)
             if cache is not None and i not in cached and job.problem is None:
                 cache.store(job.run_id, job.sig, job.cached())
-            job.headers = {name: _shared(columns) for name, columns in job.headers.items()}
-            job.values = _interned(job.values)
+            if not job.from_cache:  # cached ones share the cache's key lists and headers
+                job.headers = {name: _shared(columns) for name, columns in job.headers.items()}
+                job.values = _interned(job.values)
             jobs.append(job)
             n = len(jobs)
             if progress_every and len(folders) >= progress_every and (

@@ -17,7 +17,7 @@ from typing import Any
 
 CACHE_FILE = ".verified.json"
 # Bump when what a cached entry holds or how a run is verified changes: old caches are ignored.
-CACHE_VERSION = 4  # 4: the subset_decoding and ablation tables
+CACHE_VERSION = 5  # 5: values as one shared key list + a value list; choices shared
 HYDRA_FILES = (".hydra/config.yaml", ".hydra/overrides.yaml", ".hydra/hydra.yaml")
 
 
@@ -41,7 +41,10 @@ def signed_names(status: dict) -> list[str]:
 class VerifyCache:
     """Entries {run_id: {"sig": signature, "job": data}} read from and written to one JSON file.
 
-    A job's table headers (the same for nearly every run) are kept once, in a shared list.
+    What nearly every run shares is kept once, in shared lists the entries point into: the table
+    headers, the key lists of `values` (an entry holds [key list id, its values]) and the group
+    choices. That halves the file (the keys were most of an entry) and its reading and writing,
+    and the jobs looked up share their key strings and choices dicts in memory.
     """
 
     def __init__(self, path: Path | None) -> None:
@@ -50,6 +53,11 @@ class VerifyCache:
         self.new: dict[str, Any] = {}
         self.headers: list[list[str]] = []
         self._header_index: dict[tuple[str, ...], int] = {}
+        self.keys: list[list[str]] = []  # key lists of `values`
+        self._keys_index: dict[tuple[str, ...], int] = {}
+        self.choices: list[dict[str, Any]] = []
+        self._choices_index: dict[str, int] = {}
+        self.stored = 0  # entries stored (verified) in this pass
         self.hits = 0
         self.state: dict[str, Any] = {}  # what the last pass wrote (aggregate_sweep's business)
         if self.path is not None and self.path.exists():
@@ -61,6 +69,10 @@ class VerifyCache:
                     self.state = data.get("state") if isinstance(data.get("state"), dict) else {}
                     for columns in data.get("headers", []):
                         self._header_id(columns)
+                    for keys in data.get("keys", []):
+                        self._keys_id(keys)
+                    for choices in data.get("choices", []):
+                        self._choices_id(choices)
             except (OSError, ValueError):
                 self.old = {}  # a broken cache only costs a full verification
 
@@ -71,6 +83,20 @@ class VerifyCache:
             self.headers.append(list(columns))
         return self._header_index[key]
 
+    def _keys_id(self, keys: list[str]) -> int:
+        key = tuple(keys)
+        if key not in self._keys_index:
+            self._keys_index[key] = len(self.keys)
+            self.keys.append(list(keys))
+        return self._keys_index[key]
+
+    def _choices_id(self, choices: dict[str, Any]) -> int:
+        key = json.dumps(choices, sort_keys=True, default=str)
+        if key not in self._choices_index:
+            self._choices_index[key] = len(self.choices)
+            self.choices.append(choices)
+        return self._choices_index[key]
+
     def lookup(self, run_id: str, folder: Path) -> dict | None:
         """The cached data of the run when its files are unchanged, else None."""
         entry = self.old.pop(run_id, None)
@@ -79,9 +105,15 @@ class VerifyCache:
         if signature(folder, list(entry["sig"])) != entry["sig"]:
             return None
         try:
-            job = {**entry["job"], "headers": {name: self.headers[i]
-                                               for name, i in entry["job"]["headers"].items()}}
-        except (KeyError, IndexError, TypeError, AttributeError):
+            data = entry["job"]
+            keys_id, values = data["values"]
+            keys = self.keys[keys_id]
+            if len(keys) != len(values):
+                return None
+            job = {**data, "headers": {name: self.headers[i]
+                                       for name, i in data["headers"].items()},
+                   "values": dict(zip(keys, values)), "choices": self.choices[data["choices"]]}
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError):
             return None
         self.hits += 1
         self.new[run_id] = entry
@@ -90,7 +122,10 @@ class VerifyCache:
     def store(self, run_id: str, sig: dict | None, job: dict) -> None:
         if sig is not None:
             headers = {name: self._header_id(columns) for name, columns in job["headers"].items()}
-            self.new[run_id] = {"sig": sig, "job": {**job, "headers": headers}}
+            values = [self._keys_id(list(job["values"])), list(job["values"].values())]
+            self.new[run_id] = {"sig": sig, "job": {**job, "headers": headers, "values": values,
+                                                    "choices": self._choices_id(job["choices"])}}
+            self.stored += 1
 
     def drop(self, run_id: str) -> None:
         self.new.pop(run_id, None)
@@ -100,8 +135,8 @@ class VerifyCache:
         if self.path is None:
             return
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        text = json.dumps({"version": CACHE_VERSION, "headers": self.headers, "runs": self.new,
-                           "state": self.state},
+        text = json.dumps({"version": CACHE_VERSION, "headers": self.headers, "keys": self.keys,
+                           "choices": self.choices, "runs": self.new, "state": self.state},
                           separators=(",", ":"), default=str)
         with open(tmp, "w") as handle:
             handle.write(text)
