@@ -149,6 +149,60 @@ def test_unchanged_runs_are_not_reverified_and_changed_ones_are(synthetic, tmp_p
             (in_memory / f"{name}.csv").read_bytes(), name
 
 
+def fresh_pass(sweep: Path, out: Path) -> Path:
+    """A full pass (no cache) of the sweep into `out`."""
+    return aggregate_sweep(sweep, out, n_boot=50, progress_every=0, use_cache=False).out
+
+
+def test_incremental_passes_write_the_files_of_a_full_pass(synthetic, tmp_path, monkeypatch):
+    """After new runs, a changed run and a removed run, the cached pass's files (runs.csv
+    appended or rewritten) are byte for byte those of a full pass; unchanged runs are not read."""
+    sweep = copy_sweep(synthetic, tmp_path)
+    appended, rewritten, reads = [], [], []
+    original_append, original_write = aggregate.append_table, aggregate.results.write_table
+    original_read = aggregate._read_text
+    monkeypatch.setattr(aggregate, "append_table",
+                        lambda path, rows: appended.append(len(rows)) or
+                        original_append(path, rows))
+    monkeypatch.setattr(aggregate.results, "write_table",
+                        lambda path, table: (Path(path).name == "runs.csv" and
+                                             rewritten.append(len(table))) or
+                        original_write(path, table))
+    monkeypatch.setattr(aggregate, "_read_text",
+                        lambda path: reads.append(Path(path).parent.name) or original_read(path))
+
+    def check(step: str) -> tuple[list, list, set]:
+        """Aggregate incrementally, compare with a full pass; what the incremental pass did."""
+        appended.clear(), rewritten.clear(), reads.clear()
+        incremental = aggregate_sweep(sweep, n_boot=50, progress_every=0).out
+        did = (list(appended), list(rewritten), set(reads))
+        full = fresh_pass(sweep, tmp_path / f"full-{step}")
+        for name in FILES:
+            assert (incremental / f"{name}.csv").read_bytes() == \
+                (full / f"{name}.csv").read_bytes(), (step, name)
+        return did
+
+    assert check("first") == ([], [20], set(map(str, range(20))))
+    assert check("unchanged") == ([], [], set())  # runs.csv neither appended nor rewritten
+    write_sweep(sweep, 3, start=22)  # new seeds of the same conditions, after the others
+    assert check("new runs") == ([3], [], {"22", "23", "24"})
+    summary = sweep / "4" / "summary.json"  # one run changed: every row anew, only it re-read
+    data = json.loads(summary.read_text())
+    data["frac_abs_r_gt"] = 0.123
+    summary.write_text(json.dumps(data))
+    status = json.loads((sweep / "4" / "status.json").read_text())
+    status["files"]["summary.json"] = results.file_digest(summary)
+    (sweep / "4" / "status.json").write_text(json.dumps(status))
+    appended_now, rewritten_now, read_now = check("changed")
+    assert appended_now == [] and rewritten_now == [23] and "4" in read_now
+    runs = pd.read_csv(sweep / "aggregate" / "runs.csv", dtype={"run_id": str})
+    assert runs.set_index("run_id").loc["4", "frac_abs_r_gt"] == 0.123
+    shutil.rmtree(sweep / "23")  # one run removed
+    assert check("removed")[1] == [22]
+    assert "23" not in set(pd.read_csv(sweep / "aggregate" / "runs.csv").run_id.astype(str))
+    assert check("unchanged again") == ([], [], set())
+
+
 def break_job(folder: Path, case: str) -> None:
     """Plant one kind of corrupt file in a complete job folder."""
     hydra = folder / ".hydra"

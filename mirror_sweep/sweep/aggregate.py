@@ -647,6 +647,21 @@ def _read_text(path: Path) -> str:
         return handle.read()
 
 
+def table_layout(table: pd.DataFrame) -> list[list[str]]:
+    """Columns and dtypes of a table: while they stay the same, its earlier rows' CSV lines do
+    (pandas writes every value on its own, by its column's dtype)."""
+    return [[str(column), str(dtype)] for column, dtype in table.dtypes.items()]
+
+
+def append_table(path: Path, rows: pd.DataFrame) -> None:
+    """Append `rows` (no header) to the CSV table at `path`, through a copy renamed over it."""
+    def write(handle) -> None:
+        with open(path) as old:
+            shutil.copyfileobj(old, handle)
+        rows.to_csv(handle, index=False, header=False)
+    results.write_atomic(path, write)
+
+
 def stream_key(job: Job, level: dict[str, Any]) -> list:
     """What must not change for a run's rows in the streamed files to stay valid (as a JSON
     list: run-level values are str, int or None)."""
@@ -736,13 +751,23 @@ def aggregate_sweep(path: Path | str, out_dir: Path | str | None = None, n_boot:
         for stream in streams.values():
             stream.discard()
         raise
+    previous = cache.state
     cache.state = {"kept": written, "columns": columns,
                    "rows": {name: stream.rows for name, stream in streams.items()},
                    "files": {name: signature(out, [f"{name}.csv"]) for name in TABLES}}
     sweep = Sweep(root, runs_table(rows), **{name: _empty(RUN_COLUMNS) for name in TABLES},
                   failed=failed_table(failed),
                   duplicates=pd.DataFrame(sorted_out.duplicates, columns=DUPLICATE_COLUMNS))
-    results.write_table(out / "runs.csv", sweep.runs)
+    runs_layout = table_layout(sweep.runs)
+    # runs.csv as the other tables: the last pass's rows kept, the new runs' rows appended, when
+    # that pass wrote the file as it is, the same leading runs (`done`) and the same layout
+    if done and previous.get("runs_layout") == runs_layout \
+            and signature(out, ["runs.csv"]) == previous.get("runs_file"):
+        if len(sweep.runs) > done:
+            append_table(out / "runs.csv", sweep.runs.iloc[done:])
+    else:
+        results.write_table(out / "runs.csv", sweep.runs)
+    cache.state.update(runs_layout=runs_layout, runs_file=signature(out, ["runs.csv"]))
     write_run_level(out, sweep, robustness(sweep.runs, n_boot=n_boot, seed=seed)
                     if summary is None else summary(sweep.runs))
     cache.save()
