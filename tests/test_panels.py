@@ -129,3 +129,19 @@ def test_xcorr_curves_read_the_lag_columns_of_the_units_table():
 def test_a_p_value_at_the_permutation_floor_is_written_as_a_bound():
     assert panels.format_p(1 / 10_001, 10_000) == "p ≤ 0.0001"
     assert panels.format_p(0.0123, 10_000) == "p = 0.012"
+
+
+def test_per_seed_points_are_thinned_at_cluster_scale_and_untouched_below():
+    from mirror_sweep.report.panels import MAX_SEED_POINTS, points_note, shown_seeds
+
+    n = MAX_SEED_POINTS + 20
+    data = pd.DataFrame({"condition": ["a"] * 2 * n + ["b"] * 5,
+                         "seed": [*range(n), *range(n), *range(5)],
+                         "measure": ["x"] * n + ["y"] * n + ["x"] * 5, "value": 0.5})
+    shown = shown_seeds(data)
+    seeds = shown.groupby("condition")["seed"].agg(["nunique", "max"])
+    assert seeds.loc["a", "nunique"] == MAX_SEED_POINTS and seeds.loc["a", "max"] < MAX_SEED_POINTS
+    assert len(shown) == 2 * MAX_SEED_POINTS + 5  # both measures of a kept seed, all of b
+    assert "first" in points_note(data, shown)
+    small = data[data["condition"] == "b"]
+    assert shown_seeds(small) is small and points_note(small, small) == "seeds"

@@ -64,6 +64,32 @@ def ordered_conditions(conditions) -> list[str]:
     return known + sorted(present - set(known))
 
 
+# Per-seed points drawn per condition at most (the lowest seeds); means and CIs use every seed.
+# At cluster scale (10^3-10^4 seeds per condition) drawing every point costs most of the figures'
+# time (PDF) and shows nothing a sample does not.
+MAX_SEED_POINTS = 100
+
+
+def shown_seeds(data: pd.DataFrame, keys: tuple[str, ...] = ("condition",)) -> pd.DataFrame:
+    """The rows of `data` (columns seed and `keys`) drawn as points: those of the
+    MAX_SEED_POINTS lowest seeds of each `keys` group (all rows when no group has more)."""
+    if "seed" not in data or data.empty:
+        return data
+    columns = [*keys, "seed"]
+    seeds = data[columns].drop_duplicates().sort_values("seed", kind="stable")
+    rank = seeds.groupby(list(keys), dropna=False).cumcount()
+    if rank.max() < MAX_SEED_POINTS:
+        return data
+    kept = pd.MultiIndex.from_frame(seeds[rank < MAX_SEED_POINTS])
+    return data[pd.MultiIndex.from_frame(data[columns]).isin(kept)]
+
+
+def points_note(data: pd.DataFrame, shown: pd.DataFrame, what: str = "seeds") -> str:
+    """`what`, or that only the first MAX_SEED_POINTS seeds per condition are drawn."""
+    return what if len(shown) == len(data) else \
+        f"{what} (the first {MAX_SEED_POINTS} per condition drawn)"
+
+
 def seeds_note(n: int) -> str:
     return f"n = {n} seed{'s' if n != 1 else ''}"
 
@@ -251,7 +277,8 @@ def plot_condition_measures(ax, values: pd.DataFrame, stats: pd.DataFrame,
             conditions.index(band_condition) - 0.5, conditions.index(band_condition) + 0.5)
         ax.fill_betweenx(rows, *band, color="#f2c14e", alpha=0.45, lw=0, label=band_label)
     palette = dict(zip(measures, MEASURE_COLORS))
-    sns.stripplot(data=data, y="condition", x="value", hue="measure", order=conditions,
+    shown = shown_seeds(data)
+    sns.stripplot(data=shown, y="condition", x="value", hue="measure", order=conditions,
                   hue_order=measures, dodge=True, jitter=0.12, size=3.5, alpha=0.6, ax=ax,
                   palette=palette, orient="h")
     for y, measure, r in dodged_rows(stats, conditions, measures, "mean"):
@@ -261,7 +288,7 @@ def plot_condition_measures(ax, values: pd.DataFrame, stats: pd.DataFrame,
     ax.set_ylabel("")
     ax.set_xlabel(xlabel)
     ax.set_ylim(len(conditions) - 0.5, -0.5)
-    legend_below(ax, "points: seeds; ◆: mean over seeds, 95% CI")
+    legend_below(ax, f"points: {points_note(data, shown)}; ◆: mean over seeds, 95% CI")
 
 
 def plot_decoding(ax, decoding: pd.DataFrame, conditions: list[str],
@@ -286,10 +313,11 @@ def plot_decoding(ax, decoding: pd.DataFrame, conditions: list[str],
             y = conditions.index(condition) - 0.4 + width * (combos.index(combo) + 0.5)
             ax.plot([row["chance"] - 2 * row["null_sd"], row["chance"] + 2 * row["null_sd"]],
                     [y, y], color="0.75", lw=4, solid_capstyle="butt", zorder=0)
-    sns.stripplot(data=data, y="condition", x="accuracy", hue="combo", order=conditions,
+    shown = shown_seeds(data)
+    sns.stripplot(data=shown, y="condition", x="accuracy", hue="combo", order=conditions,
                   hue_order=combos, dodge=True, jitter=0.1, size=3.5, alpha=0.6, ax=ax,
                   palette=palette, orient="h")
-    sns.stripplot(data=data, y="condition", x="chance", hue="combo", order=conditions,
+    sns.stripplot(data=shown, y="condition", x="chance", hue="combo", order=conditions,
                   hue_order=combos, dodge=True, jitter=0, size=7, marker="|", ax=ax,
                   palette={c: "black" for c in combos}, orient="h", legend=False, linewidth=1)
     if stats is not None and len(stats):
@@ -302,7 +330,7 @@ def plot_decoding(ax, decoding: pd.DataFrame, conditions: list[str],
     ax.set_ylabel("")
     ax.set_xlabel("action decoding accuracy (held-out sequences; fraction correct)")
     ax.set_xlim(0, 1.02)
-    legend_below(ax, "points: seeds; ◆: mean over seeds, 95% CI", ncol=3)
+    legend_below(ax, f"points: {points_note(data, shown)}; ◆: mean over seeds, 95% CI", ncol=3)
 
 
 def plot_r_by_condition(ax, quantiles: pd.DataFrame, conditions: list[str],
@@ -317,7 +345,8 @@ def plot_r_by_condition(ax, quantiles: pd.DataFrame, conditions: list[str],
     if data.empty:
         return note(ax, "no per-unit r in this sweep")
     order = list(dict.fromkeys(data["quantile"]))
-    sns.stripplot(data=data, x="condition", y="r", hue="quantile", order=conditions,
+    shown = shown_seeds(data)
+    sns.stripplot(data=shown, x="condition", y="r", hue="quantile", order=conditions,
                   hue_order=order, dodge=True, jitter=0.15, size=4, alpha=0.8, ax=ax,
                   palette=dict(zip(order, MEASURE_COLORS)))
     for t in (-thresholds[0], thresholds[0]):
@@ -328,7 +357,8 @@ def plot_r_by_condition(ax, quantiles: pd.DataFrame, conditions: list[str],
     ax.set_xlabel("")
     ax.set_ylabel("per-unit Pearson r (quantiles within a run)")
     ax.set_ylim(-1.05, 1.05)
-    legend_below(ax, "points: seeds (each run's quantile of its units' r)", ncol=len(order))
+    legend_below(ax, f"points: {points_note(data, shown)} (each run's quantile of its units' r)",
+                 ncol=len(order))
 
 
 def plot_condition_bars(ax, stats: pd.DataFrame, conditions: list[str],
