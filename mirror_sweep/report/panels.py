@@ -64,6 +64,8 @@ def ordered_conditions(conditions) -> list[str]:
     return known + sorted(present - set(known))
 
 
+# Faint per-unit curves drawn at most (the first units; the mean curve uses every unit).
+MAX_UNIT_CURVES = 1_000
 # Per-seed points drawn per condition at most (the lowest seeds); means and CIs use every seed.
 # At cluster scale (10^3-10^4 seeds per condition) drawing every point costs most of the figures'
 # time (PDF) and shows nothing a sample does not.
@@ -405,8 +407,8 @@ def plot_lag_counts(ax, units: pd.DataFrame, max_lag: int) -> None:
 
 def plot_xcorr_curves(ax, top: pd.DataFrame, max_lag: int,
                       control: pd.DataFrame | None = None, control_label: str = "") -> None:
-    """Each mirror unit's mean cross-correlation by lag (one faint line per unit), the mean
-    |xcorr| of those units, and the mean |xcorr| of the control's mirror units (dashed).
+    """Each mirror unit's mean cross-correlation by lag (one faint line per unit, for the first
+    MAX_UNIT_CURVES units), the mean |xcorr| of all those units, and the mean |xcorr| of the control's mirror units (dashed).
 
     top, control: units rows with the runs' xcorr_lag_* columns (lags -max_lag..max_lag, in
     that order).
@@ -415,7 +417,8 @@ def plot_xcorr_curves(ax, top: pd.DataFrame, max_lag: int,
     if top.empty or len(columns) != 2 * max_lag + 1:
         return note(ax, "no cross-correlation curves for these units")
     lags = np.arange(-max_lag, max_lag + 1)
-    ax.plot(lags, top[columns].to_numpy().T, color=PERFORM_COLOR, alpha=0.25, lw=0.8)
+    ax.plot(lags, top[columns].iloc[:MAX_UNIT_CURVES].to_numpy().T, color=PERFORM_COLOR,
+            alpha=0.25, lw=0.8)
     ax.plot(lags, np.nanmean(np.abs(top[columns].to_numpy()), axis=0), color=PERFORM_COLOR,
             lw=2.2, label="mean |xcorr|, trained")
     if control is not None and len(control) and set(columns) <= set(control):
