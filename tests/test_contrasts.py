@@ -142,3 +142,16 @@ def test_bca_agrees_with_scipy_and_constant_columns_are_points():
 def test_bad_ci_method_is_named():
     with pytest.raises(ValueError, match="ci must be one of t, bca, percentile, got 'z'"):
         robustness(planted_runs(), ["frac_abs_r_gt"], ci="z")
+
+
+def test_bootstrap_means_in_blocks_equal_one_count_matrix(monkeypatch):
+    from mirror_sweep.sweep import summaries
+
+    values = np.random.default_rng(7).normal(size=(37, 3))
+    whole = summaries.bootstrap_means(values, 500, seed=2)
+    idx = np.random.default_rng(2).integers(0, 37, size=(500, 37))
+    np.testing.assert_allclose(whole, values[idx].mean(axis=1), rtol=1e-12)
+    monkeypatch.setattr(summaries, "_BOOT_BLOCK", 37 * 7)  # blocks of 7 resamples, last partial
+    # the same resamples (a block's matrix product may round the last bit differently)
+    np.testing.assert_allclose(summaries.bootstrap_means(values, 500, seed=2), whole,
+                               rtol=1e-13, atol=1e-15)

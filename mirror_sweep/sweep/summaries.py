@@ -25,6 +25,7 @@ DEFAULT_CI = "t"
 
 from mirror_sweep.sweep.factors import varying_factors
 
+_BOOT_BLOCK = 2_000_000  # resample x replicate counts held at a time by bootstrap_means
 ROBUSTNESS_STATS = ["metric", "n", "mean", "sd", "ci_low", "ci_high"]
 GROUPED_BY = "grouped_by"  # last column of a grouped table: its grouping keys, comma-separated
 # The headline metrics of summary.json that `robustness` summarises (those present are used).
@@ -60,10 +61,16 @@ def bootstrap_means(values: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
     """
     n = len(values)
     idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-    # counts[b, i]: how often row i is drawn in resample b; means = counts @ values / n.
-    flat = (np.arange(n_boot)[:, None] * n + idx).ravel()
-    counts = np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n)
-    return counts @ values / n
+    # counts[b, i]: how often row i is drawn in resample b; means = counts @ values / n, in blocks
+    # of resamples so that memory holds idx and one block (not three n_boot x n arrays).
+    out = np.empty((n_boot, values.shape[1]))
+    step = max(1, _BOOT_BLOCK // n)
+    for start in range(0, n_boot, step):
+        block = idx[start:start + step]
+        flat = (np.arange(len(block))[:, None] * n + block).ravel()
+        counts = np.bincount(flat, minlength=len(block) * n).reshape(len(block), n)
+        out[start:start + len(block)] = counts @ values / n
+    return out
 
 
 def check_ci_method(ci: str) -> str:
