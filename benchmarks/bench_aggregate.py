@@ -1,11 +1,13 @@
 """Aggregation at cluster scale: `mirror-aggregate --no-figures` on synthetic sweeps.
 
 Usage (repository root): python -m benchmarks.bench_aggregate [--runs 10000] [--dir PATH]
-(or `make bench-aggregate`). Writes a synthetic sweep of --runs job folders
+[--figures] (or `make bench-aggregate`). Writes a synthetic sweep of --runs job folders
 (`mirror_sweep.sweep.synthetic`, activations for seed 0 only), then runs `mirror-aggregate
 --no-figures --quiet` as a child process, each measured by its wall time and peak RSS (os.wait4's
 rusage of that child): a full pass with no verification cache; a re-aggregation after adding 1%
-new runs (the cache in place); the same sweep's first 10% as a smaller size to get per-run costs.
+new runs (the cache in place), in wall and in CPU time (the CPU ratio is what a quiet machine would
+show when other processes slow the wall times); the same sweep's first 10% as a smaller size to
+get per-run costs; with --figures, a pass that also draws the figures.
 Prints the targets with PASS/MISS and an estimate for 10^5 runs from the measured per-run costs.
 Figures, not tests: the machine is shared, so wall times vary with its load (printed).
 """
@@ -64,10 +66,12 @@ class _Popen(subprocess.Popen):
 subprocess.Popen = _Popen  # only in this benchmark's process
 
 
-def aggregate(sweep: Path, out: Path, workers: int) -> tuple[float, float, float]:
-    """`mirror-aggregate SWEEP --out OUT --no-figures --quiet --workers N` (claims included)."""
+def aggregate(sweep: Path, out: Path, workers: int,
+              figures: bool = False) -> tuple[float, float, float]:
+    """`mirror-aggregate SWEEP --out OUT --no-figures --quiet --workers N` (claims included;
+    figures=True: without --no-figures)."""
     return measure([sys.executable, "-m", "mirror_sweep.cli", str(sweep), "--out", str(out),
-                    "--no-figures", "--quiet", "--workers", str(workers)])
+                    *([] if figures else ["--no-figures"]), "--quiet", "--workers", str(workers)])
 
 
 def stage(sweep: Path, out: Path, workers: int) -> tuple[float, float, float]:
@@ -86,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="where to write the synthetic sweeps, kept and reused by the next "
                              "run (default: a temporary folder, removed at the end)")
     parser.add_argument("--workers", type=int, default=2, help="mirror-aggregate --workers (2)")
+    parser.add_argument("--figures", action="store_true",
+                        help="also time a pass with the figures (cache warm, nothing changed)")
     args = parser.parse_args(argv)
     base = args.dir or Path(tempfile.mkdtemp(prefix="bench-aggregate-"))
     n, small_n, new = args.runs, max(args.runs // 10, 1), max(args.runs // 100, 1)
@@ -120,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         again = aggregate(base / "large", base / "large-out", w)
         print(f"  aggregation stage alone (n_boot=1) after {new} new runs (cache):")
         stage_again = stage(base / "large", base / "stage-out", w)
+        drawn = None
+        if args.figures:
+            print(f"  again, with the figures, {n + new} runs, nothing changed (cache):")
+            drawn = aggregate(base / "large", base / "large-out", w, figures=True)
     finally:
         if args.dir is None:
             shutil.rmtree(base, ignore_errors=True)
@@ -132,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     est_wall, est_mb = fixed_s + per_run_s * 100_000, fixed_mb + per_run_mb * 100_000
     est_cpu = cpu - per_run_cpu * n + per_run_cpu * 100_000
     re_ratio, stage_ratio = again[0] / wall, stage_again[0] / stage_full[0]
+    re_cpu_ratio = again[1] / cpu
     print(f"\naggregation of {n} synthetic runs (mirror-aggregate --no-figures, --workers {w}; "
           f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores):")
 
@@ -145,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
          verdict(rss <= TARGET_PEAK_MB)),
         (f"re-aggregation after {new} new runs", f"{again[0]:.1f} s = {re_ratio:.1%} of full",
          f"<= {TARGET_REAGGREGATE:.0%}", verdict(re_ratio <= TARGET_REAGGREGATE)),
+        ("  the same in CPU time (user + system)",
+         f"{again[1]:.1f} s = {re_cpu_ratio:.1%} of {cpu:.1f} s", f"<= {TARGET_REAGGREGATE:.0%}",
+         verdict(re_cpu_ratio <= TARGET_REAGGREGATE)),
         ("  the same, aggregation stage alone",
          f"{stage_again[0]:.1f} s = {stage_ratio:.1%} of {stage_full[0]:.1f} s",
          f"<= {TARGET_REAGGREGATE:.0%}",
@@ -160,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{per_run_mb * 1e3:.1f} kB"), "", ""),
         ("estimate, 10^5 runs (fixed + per-run x 10^5)",
          f"{est_wall:.0f} s wall, {est_cpu:.0f} s CPU, {est_mb:.0f} MB", "", ""),
+        *([("with figures, nothing changed", f"{fmt(drawn)} (figures: "
+             f"{drawn[0] - same[0]:.1f} s wall, {drawn[1] - same[1]:.1f} s CPU)", "", "")]
+          if drawn is not None else []),
         (f"generating {n} synthetic runs", "reused" if gen is None else f"{gen:.1f} s", "", ""),
     ]
     width = max(len(row[0]) for row in rows)

@@ -200,7 +200,10 @@ def test_incremental_passes_write_the_files_of_a_full_pass(synthetic, tmp_path, 
     shutil.rmtree(sweep / "23")  # one run removed
     assert check("removed")[1] == [22]
     assert "23" not in set(pd.read_csv(sweep / "aggregate" / "runs.csv").run_id.astype(str))
+    cache = sweep / "aggregate" / ".verified.json"
+    before = cache.stat().st_mtime_ns, cache.read_bytes()
     assert check("unchanged again") == ([], [], set())
+    assert (cache.stat().st_mtime_ns, cache.read_bytes()) == before  # not rewritten
 
 
 def break_job(folder: Path, case: str) -> None:

@@ -157,7 +157,11 @@ def find_job_folders(path: Path) -> list[Path]:
 
 def relative_id(folder: Path, root: Path) -> str:
     """The run_id: the folder relative to the sweep, or its own name when it is the sweep."""
-    return folder.name if folder == root else folder.relative_to(root).as_posix()
+    if folder == root:
+        return folder.name
+    text, base = str(folder), str(root).rstrip("/") + "/"
+    # the job folders are found under root: a string cut, not pathlib's (slow) relative_to
+    return text[len(base):] if text.startswith(base) else folder.relative_to(root).as_posix()
 
 
 # libyaml's loader is ~10x faster than OmegaConf.load; the files are Hydra's own plain YAML dumps.
@@ -601,19 +605,26 @@ class TableStream:
         self.tmp = path.with_name(f".{path.name}.tmp")
         self.columns = columns
         self.index = {column: i for i, column in enumerate(columns)}
-        if append_rows is not None:
-            shutil.copyfile(path, self.tmp)
-        self.handle = open(self.tmp, "a" if append_rows is not None else "w",  # noqa: SIM115
-                           newline="")  # closed in finish() or discard()
-        self.writer = csv.writer(self.handle, lineterminator="\n")
-        if append_rows is None:
+        self.appending = append_rows is not None
+        self.handle = None  # opened on the first row when appending: an unchanged file stays
+        if not self.appending:
+            self._open()
             self.writer.writerow(RUN_COLUMNS + columns)
         self.rows = append_rows or 0
+
+    def _open(self) -> None:
+        if self.appending:
+            shutil.copyfile(self.path, self.tmp)
+        self.handle = open(self.tmp, "a" if self.appending else "w",  # noqa: SIM115
+                           newline="")  # closed in finish() or discard()
+        self.writer = csv.writer(self.handle, lineterminator="\n")
 
     def add(self, level: dict[str, Any], text: str) -> None:
         """Append one run's table (its CSV text), with the run-level values in front."""
         if not text.strip():  # a run without this (optional) table
             return
+        if self.handle is None:
+            self._open()
         header, _, body = text.partition("\n")
         front = io.StringIO()
         csv.writer(front, lineterminator="").writerow([level[key] for key in RUN_COLUMNS])
@@ -634,12 +645,14 @@ class TableStream:
             self.rows += 1
 
     def finish(self) -> None:
-        self.handle.close()
-        os.replace(self.tmp, self.path)
+        if self.handle is not None:
+            self.handle.close()
+            os.replace(self.tmp, self.path)
 
     def discard(self) -> None:
-        self.handle.close()
-        Path(self.tmp).unlink(missing_ok=True)
+        if self.handle is not None:
+            self.handle.close()
+            Path(self.tmp).unlink(missing_ok=True)
 
 
 def _read_text(path: Path) -> str:

@@ -58,6 +58,7 @@ class VerifyCache:
         self.choices: list[dict[str, Any]] = []
         self._choices_index: dict[str, int] = {}
         self.stored = 0  # entries stored (verified) in this pass
+        self.loaded: dict[str, Any] | None = None  # what the file held: {"runs": n, "state": ..}
         self.hits = 0
         self.state: dict[str, Any] = {}  # what the last pass wrote (aggregate_sweep's business)
         if self.path is not None and self.path.exists():
@@ -67,6 +68,7 @@ class VerifyCache:
                         and isinstance(data.get("runs"), dict):
                     self.old = data["runs"]
                     self.state = data.get("state") if isinstance(data.get("state"), dict) else {}
+                    self.loaded = {"runs": len(self.old), "state": json.dumps(self.state, default=str)}
                     for columns in data.get("headers", []):
                         self._header_id(columns)
                     for keys in data.get("keys", []):
@@ -129,10 +131,19 @@ class VerifyCache:
 
     def drop(self, run_id: str) -> None:
         self.new.pop(run_id, None)
+        self.stored += 1  # (a change all the same)
+
+    def unchanged(self) -> bool:
+        """Whether saving would write what the file holds: every entry looked up unchanged,
+        none stored or dropped, and the same state."""
+        return self.loaded is not None and self.stored == 0 \
+            and self.hits == self.loaded["runs"] == len(self.new) \
+            and json.dumps(self.state, default=str) == self.loaded["state"]
 
     def save(self) -> None:
-        """Write the entries looked up or stored in this pass (runs gone from the sweep drop out)."""
-        if self.path is None:
+        """Write the entries looked up or stored in this pass (runs gone from the sweep drop out);
+        nothing when the file already holds them (`unchanged`)."""
+        if self.path is None or self.unchanged():
             return
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         text = json.dumps({"version": CACHE_VERSION, "headers": self.headers, "keys": self.keys,
