@@ -40,6 +40,6 @@ bench: setup
 bench-quick: setup
 	$(BIN)/python -m benchmarks.run --quick $(BENCH_ARGS)
 
-# Aggregation at scale: 10^4 synthetic runs (a few minutes, most of it writing the runs).
+# Aggregation at scale: 10^4 synthetic runs (~1.5 min on a quiet 2-core machine, a third of it writing the runs).
 bench-aggregate: setup
 	$(BIN)/python -m benchmarks.bench_aggregate
