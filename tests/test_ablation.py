@@ -119,6 +119,10 @@ def test_silencing_planted_necessary_units_hurts_more_than_random_units():
         assert accuracy["delta"] < accuracy["random_mean"] - 0.1
         assert accuracy["percentile_vs_random"] <= 0.2
     assert rows.loc[("forward_loss", "zero", "random"), "n_draws"] == 20
+    # random sets are the reference: no comparison of them with themselves
+    random_row = rows.loc[("forward_loss", "zero", "random")]
+    assert np.isnan(random_row[["random_mean", "random_sd", "z_vs_random",
+                                "percentile_vs_random"]].astype(float)).all()
     summary = ablation_summary(table, 3)
     assert summary["ablation_mirror_mean_forward_loss_z"] == rows.loc[
         ("forward_loss", "mean", "mirror"), "z_vs_random"]

@@ -94,4 +94,6 @@ def test_mirror_units_carrying_the_shared_code_beat_random_units():
         assert mirror["accuracy"] > 0.8
         assert mirror["z_vs_random"] > 3 and mirror["percentile_vs_random"] > 0.95
         assert table.loc[(*modes, "random"), "n_draws"] == 50
+        assert np.isnan(table.loc[(*modes, "random"), ["z_vs_random", "percentile_vs_random"]]
+                        .astype(float)).all()
         assert table.loc[(*modes, "anti"), "accuracy"] < 0.5

@@ -140,8 +140,8 @@ def subset_rows(train_mode, test_mode, k, n_units, accuracies) -> list[dict]:
                "frac_units": k / n_units, "accuracy": float(np.mean(values)),
                "accuracy_sd": float(np.std(values, ddof=1)) if len(values) > 1 else math.nan,
                "n_draws": len(values)}
-        versus = compare_to_random(row["accuracy"], random) if sel != "random" else {
-            key: math.nan for key in compare_to_random(math.nan, random)}
+        # random sets are the reference, not compared with themselves: nan columns
+        versus = compare_to_random(row["accuracy"] if sel != "random" else math.nan, random)
         rows.append({**row, **versus})
     return rows
 

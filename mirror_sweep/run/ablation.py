@@ -213,8 +213,9 @@ def ablation_rows(mode: str, metric: str, clamp: str, sets, values: np.ndarray,
                "value": baseline + float(delta.mean()), "delta": float(delta.mean()),
                "delta_sd": float(delta.std(ddof=1)) if len(delta) > 1 else math.nan,
                "n_draws": len(delta)}
-        versus = (compare_to_random(row["delta"], deltas["random", k]) if selection != "random"
-                  else dict.fromkeys(compare_to_random(math.nan, delta), math.nan))
+        # random sets are the reference, not compared with themselves: nan columns
+        versus = compare_to_random(row["delta"] if selection != "random" else math.nan,
+                                   deltas["random", k])
         rows.append({**row, **versus})
     return rows
 
