@@ -100,3 +100,12 @@ def test_chance_is_drawn_at_each_factor_value():
                 for seg in c.get_segments() if len(seg) == 2 and seg[0][1] == seg[1][1]
                 and seg[1][0] - seg[0][0] == pytest.approx(0.8)]
     assert sorted(seg[0][1] for seg in segments) == [0.25, 0.5]
+
+
+def test_the_title_does_not_name_a_ci_method_the_figure_may_not_use():
+    runs = planted(["shared_bidirectional", "untrained"], "n_actions", (2, 4))
+    stats = robustness(runs, ["frac_abs_r_gt"], n_boot=100)  # t intervals by default
+    fig = factor_figures.factor_figure(runs, stats, "n_actions",
+                                       {"frac_abs_r_gt": ("y", None)}, "Metrics against K")
+    title = fig.get_suptitle()
+    assert "95% CI" in title and "bootstrap" not in title
