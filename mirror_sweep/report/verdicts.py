@@ -169,14 +169,11 @@ def decide(claim: Claim, stats: pd.DataFrame, context: dict, condition: str | No
 def holds_for_control(claim: Claim, stats: pd.DataFrame, context: dict, condition: str,
                       control: str, reference: str | None) -> bool:
     """Whether the claim's rule holds on the control. The untrained control falls back to the
-    claim condition's own initial-weight twin (TWIN_PREFIX + metric, the same network at its
-    initial weights, as the untrained condition of the same seed) when no `untrained`
-    condition is in the sweep."""
-    if control == UNTRAINED and lookup(stats, control, claim.metric) is None:
-        twin = TWIN_PREFIX + claim.metric
-        if claim.reference or lookup(stats, condition, twin) is None:
-            return False
-        return decide(claim, stats, context, condition, reference, twin)[0] == HOLDS
+    claim condition's own initial-weight twin (initial_weights_stand_in) when no `untrained`
+    condition is in the sweep; a claim with a reference condition has no twin to compare."""
+    if initial_weights_stand_in(claim, stats, condition, control):
+        return not claim.reference and decide(
+            claim, stats, context, condition, reference, TWIN_PREFIX + claim.metric)[0] == HOLDS
     return decide(claim, stats, context, control, reference)[0] == HOLDS
 
 
