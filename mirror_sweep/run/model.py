@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mirror_sweep.run.gru import action_gates, gru_states, sensory_gates
+
 # torch modules of each cell type (config.Cell values); each returns (outputs, final state).
 CELLS: dict[str, type[nn.Module]] = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
 
@@ -55,20 +57,34 @@ class MirrorGRU(nn.Module):
         """The distinct recurrent cores: one when shared, two otherwise."""
         return [self.perform_core] if self.shared_core else [self.perform_core, self.observe_core]
 
-    def forward(self, actions: torch.Tensor, sensory: torch.Tensor
+    def forward(self, actions: torch.Tensor, sensory: torch.Tensor, fast_gru: bool = False
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """Hidden states of the core in both modes.
 
         actions: (B, T) int64 for perform mode; sensory: (B', T, S) float32 for observe mode.
         Returns (perform_hidden (B, T, H), observe_hidden (B', T, H)). A shared core runs both
-        batches in one call, which is one pass instead of two.
+        batches in one call, which is one pass instead of two. fast_gru: a GRU core runs through
+        run/gru.py (the training pass: the same function, a faster backward); other cells and
+        fast_gru=False through torch's module.
         """
+        if fast_gru and self.cell == "gru":
+            return self._fast_gru_states(actions, sensory)
         perform_input = self.action_embedding(actions)
         observe_input = self.sensory_projection(sensory)
         if self.shared_core:
             hidden, _ = self.perform_core(torch.cat([perform_input, observe_input]))
             return hidden[: len(actions)], hidden[len(actions):]
         return self.perform_core(perform_input)[0], self.observe_core(observe_input)[0]
+
+    def _fast_gru_states(self, actions: torch.Tensor, sensory: torch.Tensor
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        perform_gates = action_gates(self.perform_core, self.action_embedding, actions)
+        observe_gates = sensory_gates(self.observe_core, self.sensory_projection, sensory)
+        if self.shared_core:
+            hidden = gru_states(self.perform_core, torch.cat([perform_gates, observe_gates], 1))
+            return hidden.split([len(actions), len(sensory)])
+        return (gru_states(self.perform_core, perform_gates),
+                gru_states(self.observe_core, observe_gates))
 
 
 MirrorRNN = MirrorGRU  # the same class under a cell-neutral name

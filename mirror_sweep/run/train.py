@@ -113,7 +113,8 @@ def train(model: MirrorGRU, train_set: SequenceSet, test_set: SequenceSet,
             idx = order[start: start + train_cfg.batch_size]
             batch = {name: tensor[idx] for name, tensor in tensors.items()}
             perform_hidden, observe_hidden = model(batch["perform_actions"],
-                                                   batch["observe_sensory"])
+                                                   batch["observe_sensory"],
+                                                   fast_gru=train_cfg.fast_gru)
             losses = objective_losses(model, perform_hidden, observe_hidden, batch, objective,
                                       generator)
             total = losses["total"]
