@@ -3,9 +3,12 @@
 nn.GRU on the CPU is a loop of ATen operations that autograd records one by one: at H = 96 the
 backward pass is ~200 small nodes per batch, and the weight gradient is 12 small products. Here
 the forward pass saves what the backward needs, the backward runs a few operations per timestep,
-and the recurrent weight gradient is one product over all timesteps. Same equations as nn.GRU
-(torch.nn.GRU's documentation), zero initial state; float64 gradients agree with autograd's to
-~1e-15 (tests/test_gru.py). Floating-point rounding differs from nn.GRU's in the last bits.
+and the recurrent weight gradient is one product over all timesteps. The input gates of a whole
+sequence are computed before the loop, from the embedding's K rows (perform mode) or one folded
+S -> 3H map (observe mode). Same equations as nn.GRU (torch.nn.GRU's documentation), zero initial
+state; float64 gradients agree with autograd's through nn.GRU to ~1e-15 (tests/test_gru.py).
+Floating-point rounding differs from nn.GRU's in the last bits. The model uses this for training
+(train.fast_gru); evaluation and the read-outs of hidden states run nn.GRU itself.
 """
 
 from __future__ import annotations
@@ -35,14 +38,20 @@ class GRURecurrence(torch.autograd.Function):
         candidate = gates_x.new_empty(steps, batch, size)
         previous_minus_candidate = gates_x.new_empty(steps, batch, size)
         w_hh_t = w_hh.t()
+        # per-timestep views made once (each indexing op costs about as much as a small gate op)
+        h, gh, rz = states.unbind(0), gates_h.unbind(0), reset_update.unbind(0)
+        gx_rz, gx_n = gates_x[..., :2 * size].unbind(0), gates_x[..., 2 * size:].unbind(0)
+        gh_rz, gh_n = gates_h[..., :2 * size].unbind(0), gates_h[..., 2 * size:].unbind(0)
+        r, z = reset_update[..., :size].unbind(0), reset_update[..., size:].unbind(0)
+        n, h_minus_n = candidate.unbind(0), previous_minus_candidate.unbind(0)
+        gh[0].copy_(b_hh.expand_as(gh[0]))  # h_0 = 0
         for t in range(steps):
-            torch.addmm(b_hh, states[t], w_hh_t, out=gates_h[t])
-            rz = torch.add(gates_x[t, :, :2 * size], gates_h[t, :, :2 * size],
-                           out=reset_update[t]).sigmoid_()
-            n = torch.addcmul(gates_x[t, :, 2 * size:], rz[:, :size], gates_h[t, :, 2 * size:],
-                              out=candidate[t]).tanh_()
-            torch.sub(states[t], n, out=previous_minus_candidate[t])
-            torch.addcmul(n, rz[:, size:], previous_minus_candidate[t], out=states[t + 1])
+            if t:
+                torch.addmm(b_hh, h[t], w_hh_t, out=gh[t])
+            torch.add(gx_rz[t], gh_rz[t], out=rz[t]).sigmoid_()
+            torch.addcmul(gx_n[t], r[t], gh_n[t], out=n[t]).tanh_()
+            torch.sub(h[t], n[t], out=h_minus_n[t])
+            torch.addcmul(n[t], z[t], h_minus_n[t], out=h[t + 1])
         ctx.save_for_backward(states, gates_h, reset_update, candidate, previous_minus_candidate,
                               w_hh)
         return states[1:].transpose(0, 1).contiguous()  # what the read-out heads take
@@ -54,24 +63,32 @@ class GRURecurrence(torch.autograd.Function):
         steps, batch, size = candidate.shape
         reset, update = reset_update[..., :size], reset_update[..., size:]
         # What does not depend on the incoming gradient, for all timesteps at once:
-        # d n_pre = dh (1 - z)(1 - n^2); d z_pre = dh (h - n) z (1 - z); d r_pre = dn_pre gh_n r (1 - r)
+        # dn_pre = dh (1 - z)(1 - n^2), dz_pre = dh (h - n) z (1 - z), dr_pre = dn_pre gh_n r (1 - r)
         sigmoid_slope = torch.addcmul(reset_update, reset_update, reset_update, value=-1)
         to_candidate = (1 - update) * (1 - candidate * candidate)
         to_update = previous_minus_candidate * sigmoid_slope[..., size:]
         to_reset = gates_h[..., 2 * size:] * sigmoid_slope[..., :size]
         grad_gates_h = candidate.new_empty(steps, batch, 3 * size)
         grad_gates_x = candidate.new_empty(steps, batch, 3 * size)
-        grad_h = candidate.new_zeros(batch, size)
+        upstream, update_t = grad_states.unbind(1), update.unbind(0)
+        grad_h = upstream[steps - 1]  # dL/dh_t: from the read-out at t, then through h_t+1
+        to_candidate, to_update, to_reset, reset = (
+            x.unbind(0) for x in (to_candidate, to_update, to_reset, reset))
+        grad_r, grad_z, grad_hn = (grad_gates_h[..., i * size:(i + 1) * size].unbind(0)
+                                   for i in range(3))
+        grad_gh, grad_xn = grad_gates_h.unbind(0), grad_gates_x[..., 2 * size:].unbind(0)
         for t in reversed(range(steps)):
-            grad_h = grad_h + grad_states[:, t]
-            grad_n = torch.mul(grad_h, to_candidate[t], out=grad_gates_x[t, :, 2 * size:])
-            torch.mul(grad_h, to_update[t], out=grad_gates_h[t, :, size:2 * size])
-            torch.mul(grad_n, to_reset[t], out=grad_gates_h[t, :, :size])
-            torch.mul(grad_n, reset[t], out=grad_gates_h[t, :, 2 * size:])
-            grad_h = torch.addmm(grad_h * update[t], grad_gates_h[t], w_hh)
+            grad_n = torch.mul(grad_h, to_candidate[t], out=grad_xn[t])
+            torch.mul(grad_h, to_update[t], out=grad_z[t])
+            torch.mul(grad_n, to_reset[t], out=grad_r[t])
+            torch.mul(grad_n, reset[t], out=grad_hn[t])
+            if t:  # dL/dh_t-1: its read-out, through h_t directly and through the gates
+                grad_h = torch.addmm(torch.addcmul(upstream[t - 1], grad_h, update_t[t]),
+                                     grad_gh[t], w_hh)
         grad_gates_x[..., :2 * size] = grad_gates_h[..., :2 * size]
         flat = grad_gates_h.view(steps * batch, 3 * size)
-        grad_w_hh = flat.t() @ states[:-1].reshape(steps * batch, size)
+        # sum over t >= 1 of grad_gh_t^T h_t-1 (h_0 = 0 adds nothing)
+        grad_w_hh = flat[batch:].t() @ states[1:-1].reshape((steps - 1) * batch, size)
         return grad_gates_x, grad_w_hh, flat.sum(0)
 
 
