@@ -117,7 +117,7 @@ class TrainConfig:
     # run/threads.py), or the launcher's cpus_per_task; N: opt in on a dedicated machine
     torch_threads: int | None = None
     # true: a GRU core's training passes run through run/gru.py (nn.GRU's equations, its own
-    # backward: ~1.6x faster training); false: through torch's nn.GRU. Both compute the same
+    # backward: ~1.3x faster training); false: through torch's nn.GRU. Both compute the same
     # function; results differ in float rounding only. Evaluation and read-outs use nn.GRU.
     fast_gru: bool = True
     progress: bool = True  # log losses after every epoch
