@@ -276,6 +276,25 @@ def target_default_vs_plain(rounds: int, cap: float) -> tuple[list[Row], list[Ro
     return rows, target5
 
 
+def training_pass_rows(quick: bool) -> list[Row]:
+    """Context for target 1: train() at the default size on the default policy's threads with
+    the training pass of run/gru.py (train.fast_gru=true, the default) and of nn.GRU
+    (train.fast_gru=false), alternating, medians."""
+    epochs, rounds = (2, 1) if quick else (4, 3)
+    cfgs = {fast: compose_run_config([f"train.epochs={epochs}", f"train.fast_gru={fast}"])
+            for fast in ("true", "false")}
+    times = processes.alternate({fast: (lambda c=cfg: time_training(c, POLICY_THREADS))
+                                 for fast, cfg in cfgs.items()}, rounds)
+    fast, plain = median(times["true"]), median(times["false"])
+    section = (f"1b. training pass: train() default size, {epochs} epochs, "
+               f"{threads_label(POLICY_THREADS)}, median of {rounds}")
+    return [Row(section, "run/gru.py (train.fast_gru=true, the default)", fast, "s", "",
+                "each: " + ", ".join(f"{t:.2f}" for t in times["true"])),
+            Row(section, "nn.GRU (train.fast_gru=false)", plain, "s", "",
+                "each: " + ", ".join(f"{t:.2f}" for t in times["false"])),
+            Row(section, "run/gru.py / nn.GRU", fast / plain, "x")]
+
+
 def target_contention(quick: bool) -> list[Row]:
     """Target 2: train() at the default size on the default policy's threads, quiet vs with one
     CPU-bound process running (alternating, medians); the old 2-thread policy beside it."""
@@ -463,6 +482,7 @@ def main() -> None:
     rows, target5 = [], []
     if "1" in only:
         rows, target5 = target_default_vs_plain(rounds, args.plain_cap)
+        rows += training_pass_rows(args.quick)
         print(render_table(rows), flush=True)
     if "2" in only:
         rows += target_contention(args.quick)
