@@ -174,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{per_run_mb * 1e3:.1f} kB"), "", ""),
         ("estimate, 10^5 runs (fixed + per-run x 10^5)",
          f"{est_wall:.0f} s wall, {est_cpu:.0f} s CPU, {est_mb:.0f} MB", "", ""),
-        *([("with figures, nothing changed", f"{fmt(drawn)} (figures: "
-             f"{drawn[0] - same[0]:.1f} s wall, {drawn[1] - same[1]:.1f} s CPU)", "", "")]
+        *([("with figures, nothing changed", (f"{fmt(drawn)} (figures: "
+             f"{drawn[0] - same[0]:.1f} s wall, {drawn[1] - same[1]:.1f} s CPU)"), "", "")]
           if drawn is not None else []),
         (f"generating {n} synthetic runs", "reused" if gen is None else f"{gen:.1f} s", "", ""),
     ]

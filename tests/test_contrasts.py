@@ -9,16 +9,16 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from mirror_sweep.sweep import contrasts as contrasts_module
 from mirror_sweep.sweep.contrasts import (
     CONTRAST_COLUMNS,
     INITIAL_WEIGHTS,
-    contrasts,
     MONTE_CARLO_MAX_PAIRS,
+    contrasts,
     paired_differences,
     sign_flip_pvalue,
     sign_flip_pvalues,
 )
-from mirror_sweep.sweep import contrasts as contrasts_module
 from mirror_sweep.sweep.summaries import mean_ci, robustness
 
 

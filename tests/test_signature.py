@@ -64,7 +64,7 @@ def test_the_ci_method_of_mirror_aggregate_reaches_the_signature_table():
     runs = planted_runs()
     t = signature_table(runs, n_boot=500, ci="t").set_index("condition")
     percentile = signature_table(runs, n_boot=500, ci="percentile").set_index("condition")
-    low = [c for c in t.columns if c.endswith("ci_low")][0]
+    low = next(c for c in t.columns if c.endswith("ci_low"))
     main = "shared_bidirectional"
     assert t.loc[main, low] != percentile.loc[main, low]  # a t interval is wider at n = 8
     assert t.loc[main, low] < percentile.loc[main, low]

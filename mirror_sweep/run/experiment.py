@@ -31,8 +31,8 @@ def import_stages() -> None:
     """
     import torch  # noqa: F401
 
-    import mirror_sweep.analysis  # noqa: F401
-    import mirror_sweep.run.ablation  # noqa: F401
+    import mirror_sweep.analysis
+    import mirror_sweep.run.ablation
     import mirror_sweep.run.train  # noqa: F401
 
 
