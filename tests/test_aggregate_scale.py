@@ -17,6 +17,7 @@ from mirror_sweep.config import ConfigError, keeps_activations
 from mirror_sweep.sweep import aggregate, results
 from mirror_sweep.sweep.aggregate import aggregate_sweep, load_sweep, write_aggregate
 from mirror_sweep.sweep.synthetic import CONDITIONS, write_sweep
+from mirror_sweep.sweep.verify_cache import CACHE_FILE
 
 FILES = ["runs", "units", "decoding", "history", "failed", "duplicates", "robustness"]
 
@@ -200,7 +201,7 @@ def test_incremental_passes_write_the_files_of_a_full_pass(synthetic, tmp_path, 
     shutil.rmtree(sweep / "23")  # one run removed
     assert check("removed")[1] == [22]
     assert "23" not in set(pd.read_csv(sweep / "aggregate" / "runs.csv").run_id.astype(str))
-    cache = sweep / "aggregate" / ".verified.json"
+    cache = sweep / "aggregate" / CACHE_FILE
     before = cache.stat().st_mtime_ns, cache.read_bytes()
     assert check("unchanged again") == ([], [], set())
     assert (cache.stat().st_mtime_ns, cache.read_bytes()) == before  # not rewritten

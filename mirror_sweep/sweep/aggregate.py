@@ -32,6 +32,7 @@ from itertools import repeat
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -39,7 +40,8 @@ from mirror_sweep.sweep import results
 from mirror_sweep.sweep.contrasts import contrasts
 from mirror_sweep.sweep.factors import FACTORS, factor_values
 from mirror_sweep.sweep.summaries import DEFAULT_CI, robustness
-from mirror_sweep.sweep.verify_cache import CACHE_FILE, VerifyCache, signature, signed_names
+from mirror_sweep.sweep.verify_cache import (CACHE_FILE, VerifyCache, signature, signed_names,
+                                              stamp)
 
 HYDRA_DIR = ".hydra"
 GROUP_CHOICES = ["env", "model", "objective", "data_pairing"]
@@ -114,8 +116,9 @@ class Job:
     values: dict[str, Any] = field(default_factory=dict)  # its runs-table values (run_values)
     digest: str | None = None  # config hash of .hydra/config.yaml
     headers: dict[str, list[str]] = field(default_factory=dict)  # table name -> its columns
-    sig: dict[str, list[int]] | None = None  # file sizes and mtimes when verified
+    sig: tuple[list[str], bytes] | None = None  # signed files and their stamp when verified
     from_cache: bool = False  # taken unchanged from the verification cache
+    values_packed: bytes | None = None  # `values` as the cache holds them (VerifyCache.values)
 
     def cached(self) -> dict[str, Any]:
         """The fields a verification cache entry keeps."""
@@ -301,7 +304,11 @@ def _examine(folder: Path, root: Path) -> Job:
         job.state, job.problem = "unreadable", short_error(error, root)
         return job
     # the signature before anything is read: a file changed while it is read re-verifies later
-    sig = signature(folder, signed_names(status)) if status.get("status") == "complete" else None
+    sig = None
+    if status.get("status") == "complete":
+        names = signed_names(status)
+        packed = stamp(folder, names)
+        sig = (names, packed) if packed is not None else None
     state = results.run_state(folder)  # THE completeness rule (status, config hash, checksums)
     if not state.complete:
         job.state, job.problem = state.state, short_error(ValueError(state.reason), root)
@@ -589,7 +596,11 @@ def write_run_level(out: Path, sweep: Sweep, summary: pd.DataFrame | None) -> No
 def union_columns(headers: list[list[str]]) -> list[str]:
     """Columns in order of first appearance (as pandas.concat orders them), minus RUN_COLUMNS."""
     seen: dict[str, None] = {}
+    looked: set[int] = set()  # most runs share one list object per header (_shared)
     for columns in headers:
+        if id(columns) in looked:
+            continue
+        looked.add(id(columns))
         for column in columns:
             if column not in RUN_COLUMNS:
                 seen.setdefault(column, None)
@@ -722,7 +733,7 @@ def aggregate_sweep(path: Path | str, out_dir: Path | str | None = None, n_boot:
 
     Writes the same files as write_aggregate(load_sweep(path)) (same tables; the per-unit,
     per-decoder and per-epoch ones streamed run by run) plus the verification cache
-    `.verified.json` in the output folder (use_cache=False: neither read nor written).
+    `.verified.marshal` in the output folder (use_cache=False: neither read nor written).
     summary: makes robustness.csv from the runs table (default: robustness with n_boot, seed;
     a summary returning None leaves robustness.csv to the caller).
     workers > 1 verifies runs in that many processes.
@@ -741,9 +752,13 @@ def aggregate_sweep(path: Path | str, out_dir: Path | str | None = None, n_boot:
     streams = {name: TableStream(out / f"{name}.csv", columns[name],
                                  cache.state["rows"][name] if done else None)
                for name in TABLES}
+    # the last pass's runs table holds the first `done` runs' rows: their values stay packed
+    old_runs = unpack_table(cache.table, done) if done else None
     rows, written = [], []
     try:
         for i, (job, level) in enumerate(sorted_out.kept):
+            if i >= done or old_runs is None:
+                rows.append(run_row(unpacked(job, cache), level))
             if i >= done:  # runs before `done` are in the files already, unchanged
                 try:
                     texts = {name: _read_text(job.folder / file) if job.headers.get(name) else ""
@@ -753,10 +768,10 @@ def aggregate_sweep(path: Path | str, out_dir: Path | str | None = None, n_boot:
                                    "error": f"{job.run_id}: {type(error).__name__}: "
                                             f"{short_error(error, root)}"})
                     cache.drop(job.run_id)
+                    rows.pop()
                     continue
                 for name, text in texts.items():
                     streams[name].add(level, text)
-            rows.append(run_row(job, level))
             written.append(stream_key(job, level))
         for stream in streams.values():
             stream.finish()
@@ -768,7 +783,18 @@ def aggregate_sweep(path: Path | str, out_dir: Path | str | None = None, n_boot:
     cache.state = {"kept": written, "columns": columns,
                    "rows": {name: stream.rows for name, stream in streams.items()},
                    "files": {name: signature(out, [f"{name}.csv"]) for name in TABLES}}
-    sweep = Sweep(root, runs_table(rows), **{name: _empty(RUN_COLUMNS) for name in TABLES},
+    if old_runs is None:
+        runs = runs_table(rows)
+    elif not rows:
+        runs = old_runs
+    else:  # the new runs' rows after the last pass's, while their columns and dtypes agree
+        runs = extend_table(old_runs, runs_table(rows))
+        if runs is None:
+            runs = runs_table([run_row(unpacked(job, cache), level)
+                               for job, level in sorted_out.kept[:done]] + rows)
+    if use_cache and runs is not old_runs:
+        cache.table, cache.table_changed = pack_table(runs), True
+    sweep = Sweep(root, runs, **{name: _empty(RUN_COLUMNS) for name in TABLES},
                   failed=failed_table(failed),
                   duplicates=pd.DataFrame(sorted_out.duplicates, columns=DUPLICATE_COLUMNS))
     runs_layout = table_layout(sweep.runs)
@@ -788,6 +814,61 @@ def aggregate_sweep(path: Path | str, out_dir: Path | str | None = None, n_boot:
               **{name: (s.rows, len(RUN_COLUMNS) + len(s.columns)) for name, s in streams.items()},
               "failed": sweep.failed.shape, "duplicates": sweep.duplicates.shape}
     return Aggregate(sweep, out, shapes, cache.hits)
+
+
+def unpacked(job: Job, cache: VerifyCache) -> Job:
+    """The job with its runs-table values (unpacked from the cache when they come from it)."""
+    if job.values_packed is not None:
+        job.values, job.values_packed = cache.values(job.values_packed), None
+    return job
+
+
+# dtypes a packed table keeps as raw bytes (bool, integers, floats); object columns as lists
+_RAW_KINDS = "biuf"
+
+
+def pack_table(table: pd.DataFrame) -> dict[str, Any] | None:
+    """A runs table as plain data for the verification cache: its number of rows and, per column,
+    [name, dtype, raw bytes | list of values]; None when a column's dtype is another kind."""
+    columns = []
+    for name, column in table.items():
+        values = column.to_numpy()
+        if values.dtype.kind in _RAW_KINDS:
+            columns.append([name, values.dtype.str, values.tobytes()])
+        elif values.dtype == object:
+            columns.append([name, "O", values.tolist()])
+        else:
+            return None
+    return {"rows": len(table), "columns": columns}
+
+
+def unpack_table(packed: Any, rows: int) -> pd.DataFrame | None:
+    """The table pack_table packed, when it has `rows` rows (None otherwise, or when malformed:
+    the caller rebuilds it)."""
+    try:
+        if packed["rows"] != rows:
+            return None
+        data = {}
+        for name, dtype, values in packed["columns"]:
+            if dtype == "O":
+                column = np.empty(rows, dtype=object)
+                column[:] = values
+            else:
+                column = np.frombuffer(values, dtype=np.dtype(dtype)).copy()
+            if len(column) != rows:
+                return None
+            data[name] = column
+        return pd.DataFrame(data, copy=False)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def extend_table(table: pd.DataFrame, more: pd.DataFrame) -> pd.DataFrame | None:
+    """`more` rows after `table`'s when both have the same columns and dtypes (then the result is
+    the table runs_table makes of all the rows); None otherwise."""
+    if table_layout(more) != table_layout(table):
+        return None
+    return pd.concat([table, more], ignore_index=True)
 
 
 def read_aggregate(out: Path | str, sweep: Sweep) -> Sweep:
