@@ -14,7 +14,7 @@ import yaml
 
 from mirror_sweep.cli import aggregate_main
 from mirror_sweep.config import ConfigError, keeps_activations
-from mirror_sweep.sweep import aggregate, results
+from mirror_sweep.sweep import aggregate, results, verify_cache
 from mirror_sweep.sweep.aggregate import aggregate_sweep, load_sweep, write_aggregate
 from mirror_sweep.sweep.synthetic import CONDITIONS, write_sweep
 from mirror_sweep.sweep.verify_cache import CACHE_FILE
@@ -273,3 +273,101 @@ def test_activation_policy():
     assert keeps_activations("first_seeds:2", 1) and not keeps_activations("first_seeds:2", 2)
     with pytest.raises(ConfigError, match="output.save_activations"):
         keeps_activations("some", 0)
+
+
+def test_a_damaged_or_foreign_cache_only_costs_a_full_verification(synthetic, tmp_path):
+    """Truncated, one byte changed, another version, garbage, a legacy JSON cache: each is ignored
+    (every run verified again, the same files written), and the legacy file is removed."""
+    sweep = copy_sweep(synthetic, tmp_path)
+    first = aggregate_sweep(sweep, n_boot=50, progress_every=0)
+    cache = first.out / CACHE_FILE
+    good = cache.read_bytes()
+    files = {name: (first.out / f"{name}.csv").read_bytes() for name in FILES}
+    middle = len(good) // 2
+    damaged = {"truncated": good[:-100], "one byte changed":
+               good[:middle] + bytes([good[middle] ^ 1]) + good[middle + 1:],
+               "garbage": b"\x00\xff" * 100, "empty": b"",
+               "another version": good.replace(b"verification cache\n", b"verification cache?\n")}
+    for case, data in damaged.items():
+        cache.write_bytes(data)
+        again = aggregate_sweep(sweep, n_boot=50, progress_every=0)
+        assert again.n_cached == 0, case
+        assert {name: (again.out / f"{name}.csv").read_bytes() for name in FILES} == files, case
+        assert cache.read_bytes() != data, case  # rewritten, good again
+    assert aggregate_sweep(sweep, n_boot=50, progress_every=0).n_cached == 22
+    (first.out / CACHE_FILE).rename(first.out / ".verified.json")  # a cache of an old version
+    assert aggregate_sweep(sweep, n_boot=50, progress_every=0).n_cached == 0
+    assert not (first.out / ".verified.json").exists() and cache.exists()
+
+
+def test_the_cache_is_another_version_after_a_version_bump(synthetic, tmp_path, monkeypatch):
+    sweep = copy_sweep(synthetic, tmp_path)
+    aggregate_sweep(sweep, n_boot=50, progress_every=0)
+    monkeypatch.setattr(verify_cache, "CACHE_VERSION", verify_cache.CACHE_VERSION + 1)
+    assert aggregate_sweep(sweep, n_boot=50, progress_every=0).n_cached == 0
+    assert aggregate_sweep(sweep, n_boot=50, progress_every=0).n_cached == 22
+
+
+def test_a_same_size_edit_with_a_new_mtime_re_verifies_the_run(synthetic, tmp_path):
+    """Every signed file: status.json, the three .hydra records and each file the status lists
+    (activations.npz included) re-verifies its run when rewritten with the same size."""
+    sweep = copy_sweep(synthetic, tmp_path)
+    aggregate_sweep(sweep, n_boot=50, progress_every=0)
+    folder = sweep / "0"
+    status = json.loads((folder / "status.json").read_text())
+    names = verify_cache.signed_names(status)
+    assert "activations.npz" in names and ".hydra/hydra.yaml" in names
+    for name in names:
+        path = folder / name
+        data = path.read_bytes()
+        path.write_bytes(data)  # same bytes, same size: only the mtime moves
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 5_000_000))
+        again = aggregate_sweep(sweep, n_boot=50, progress_every=0)
+        assert again.n_cached == 21, name  # run 0 verified again (and still complete)
+        assert "0" in set(again.sweep.runs.run_id), name
+
+
+def test_new_runs_extend_the_cached_runs_table_without_unpacking_the_others(
+        synthetic, tmp_path, monkeypatch):
+    """After new runs, only their values are read: the unchanged runs' values stay packed in the
+    cache and the last pass's runs table is extended; when a new run's values change a column's
+    dtype, the table is built from every run's values (the same table as a full pass)."""
+    sweep = copy_sweep(synthetic, tmp_path)
+    aggregate_sweep(sweep, n_boot=50, progress_every=0)
+    unpacked = []
+    original = verify_cache.VerifyCache.values
+    monkeypatch.setattr(verify_cache.VerifyCache, "values",
+                        lambda self, packed: unpacked.append(1) or original(self, packed))
+    write_sweep(sweep, 2, start=22)
+    again = aggregate_sweep(sweep, n_boot=50, progress_every=0)
+    assert unpacked == [] and again.n_cached == 22 and len(again.sweep.runs) == 22
+    full = aggregate_sweep(sweep, tmp_path / "full", n_boot=50, progress_every=0,
+                           use_cache=False)
+    pd.testing.assert_frame_equal(again.sweep.runs, full.sweep.runs, check_exact=True)
+    # a new run whose n_units is a float: the column's dtype changes, every row is rebuilt
+    write_sweep(sweep, 1, start=24)
+    summary = sweep / "24" / "summary.json"
+    data = json.loads(summary.read_text())
+    data["n_units"] = float(data["n_units"]) + 0.5
+    summary.write_text(json.dumps(data))
+    status = json.loads((sweep / "24" / "status.json").read_text())
+    status["files"]["summary.json"] = results.file_digest(summary)
+    (sweep / "24" / "status.json").write_text(json.dumps(status))
+    third = aggregate_sweep(sweep, n_boot=50, progress_every=0)
+    assert len(unpacked) == 22 and third.sweep.runs["n_units"].dtype == float  # every kept run
+    full = fresh_pass(sweep, tmp_path / "full-3")
+    for name in FILES:
+        assert (third.out / f"{name}.csv").read_bytes() == (full / f"{name}.csv").read_bytes()
+
+
+def test_packed_runs_tables_come_back_identical():
+    table = pd.DataFrame({"run_id": ["0", "1", "2"], "seed": [0, 1, 2],
+                          "x": [0.5, float("nan"), 2.0], "flag": [True, False, True],
+                          "mixed": ["a", None, 3], "text": ["a", None, "c"],
+                          "small": pd.Series([1, 2, 3], dtype="int32")})
+    packed = aggregate.pack_table(table)
+    pd.testing.assert_frame_equal(aggregate.unpack_table(packed, 3), table, check_exact=True)
+    assert aggregate.unpack_table(packed, 4) is None  # not the rows the state says
+    assert aggregate.unpack_table({"rows": 3, "columns": [["x", "<f8", b"\x00"]]}, 3) is None
+    assert aggregate.unpack_table(None, 3) is None
+    assert aggregate.pack_table(table.astype({"seed": "category"})) is None

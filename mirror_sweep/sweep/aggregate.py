@@ -857,18 +857,21 @@ def unpacked(job: Job, cache: VerifyCache) -> Job:
 
 # dtypes a packed table keeps as raw bytes (bool, integers, floats); object columns as lists
 _RAW_KINDS = "biuf"
+_STR = "str:"  # + storage: pandas' string dtype with NaN for missing values (pandas 3's `str`)
 
 
 def pack_table(table: pd.DataFrame) -> dict[str, Any] | None:
     """A runs table as plain data for the verification cache: its number of rows and, per column,
-    [name, dtype, raw bytes | list of values]; None when a column's dtype is another kind."""
+    [name, dtype, raw bytes | list of values]; None when a column has a dtype of another kind."""
     columns = []
     for name, column in table.items():
-        values = column.to_numpy()
-        if values.dtype.kind in _RAW_KINDS:
-            columns.append([name, values.dtype.str, values.tobytes()])
-        elif values.dtype == object:
-            columns.append([name, "O", values.tolist()])
+        dtype = column.dtype  # a numpy dtype, or an extension one (str, category, ...)
+        if isinstance(dtype, np.dtype) and dtype.kind in _RAW_KINDS:
+            columns.append([name, dtype.str, column.to_numpy().tobytes()])
+        elif isinstance(dtype, np.dtype) and dtype == object:
+            columns.append([name, "O", column.tolist()])
+        elif isinstance(dtype, pd.StringDtype) and dtype.na_value is np.nan:
+            columns.append([name, _STR + dtype.storage, column.tolist()])
         else:
             return None
     return {"rows": len(table), "columns": columns}
@@ -885,13 +888,15 @@ def unpack_table(packed: Any, rows: int) -> pd.DataFrame | None:
             if dtype == "O":
                 column = np.empty(rows, dtype=object)
                 column[:] = values
+            elif dtype.startswith(_STR):
+                column = pd.array(values, dtype=pd.StringDtype(dtype[len(_STR):], np.nan))
             else:
                 column = np.frombuffer(values, dtype=np.dtype(dtype)).copy()
             if len(column) != rows:
                 return None
             data[name] = column
         return pd.DataFrame(data, copy=False)
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, ImportError):
         return None
 
 
