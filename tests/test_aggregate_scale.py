@@ -371,3 +371,29 @@ def test_packed_runs_tables_come_back_identical():
     assert aggregate.unpack_table({"rows": 3, "columns": [["x", "<f8", b"\x00"]]}, 3) is None
     assert aggregate.unpack_table(None, 3) is None
     assert aggregate.pack_table(table.astype({"seed": "category"})) is None
+
+
+def test_unchanged_job_folders_are_not_listed_again_and_new_nested_jobs_are_found(
+        synthetic, tmp_path, monkeypatch):
+    """A job folder found without a subfolder is not listed again while its own mtime holds;
+    anything created in it (a nested job folder) moves that mtime, and the folder is searched."""
+    sweep = copy_sweep(synthetic, tmp_path)
+    aggregate_sweep(sweep, n_boot=50, progress_every=0)
+    listed = []
+    original = os.scandir
+    monkeypatch.setattr(aggregate.os, "scandir",
+                        lambda path: listed.append(Path(path).name) or original(path))
+    again = aggregate_sweep(sweep, n_boot=50, progress_every=0)
+    assert sorted(listed) == ["aggregate", "sweep"] and again.n_cached == 22  # no job folder
+    # a job folder nested in run 3 (the folder's mtime moves): found, aggregated
+    write_sweep(tmp_path / "nested", 1, start=30)
+    shutil.move(tmp_path / "nested" / "30", sweep / "3" / "extra")
+    listed.clear()
+    third = aggregate_sweep(sweep, n_boot=50, progress_every=0)
+    assert sorted(listed) == ["3", "aggregate", "extra", "sweep"]
+    assert "3/extra" in set(third.sweep.runs.run_id) and third.n_cached == 22
+    assert load_sweep(sweep, progress_every=0).runs.run_id.tolist() == \
+        third.sweep.runs.run_id.tolist()
+    listed.clear()
+    aggregate_sweep(sweep, n_boot=50, progress_every=0)
+    assert sorted(listed) == ["3", "aggregate", "sweep"]  # 3 holds a subfolder: always listed

@@ -136,17 +136,40 @@ def natural_key(run_id: str) -> tuple:
                  for part in re.split(r"[/_=,-]", run_id))
 
 
-def _walk(folder: str, found: list[str]) -> None:
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return
-    if any(entry.name in _JOB_MARKERS for entry in entries):
-        found.append(folder)
-    for entry in entries:
-        if not entry.name.startswith(".") and entry.name != results.SUPERSEDED_DIR \
-                and entry.is_dir(follow_symlinks=False):
-            _walk(entry.path, found)
+class _Walk:
+    """find_job_folders' search. With `known` ({folder: stamp} of job folders an earlier pass
+    found without a subfolder to search, VerifyCache.leaves), such a folder whose own size and
+    mtime are unchanged is taken as it was, without listing it again: creating, removing or
+    renaming anything in a folder moves its mtime. `leaves` collects those stamps for the next
+    pass (only when `known` is given)."""
+
+    def __init__(self, known: dict[str, bytes] | None = None) -> None:
+        self.known = known
+        self.found: list[str] = []
+        self.leaves: dict[str, bytes] = {}
+
+    def visit(self, folder: str, top: bool = False) -> None:
+        # the folder's stamp before its listing: a change after it shows in the next pass
+        own = stamp(folder, ["."]) if self.known is not None and not top else None
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            return
+        job = any(entry.name in _JOB_MARKERS for entry in entries)
+        if job:
+            self.found.append(folder)
+        subfolders = [entry.path for entry in entries
+                      if not entry.name.startswith(".") and entry.name != results.SUPERSEDED_DIR
+                      and entry.is_dir(follow_symlinks=False)]
+        if job and not subfolders and own is not None:
+            self.leaves[folder] = own
+        for path in subfolders:
+            known = self.known.get(path) if self.known else None
+            if known is not None and stamp(path, ["."]) == known:
+                self.found.append(path)
+                self.leaves[path] = known
+            else:
+                self.visit(path)
 
 
 def find_job_folders(path: Path) -> list[Path]:
@@ -155,16 +178,21 @@ def find_job_folders(path: Path) -> list[Path]:
     A job folder holds `.hydra/` or `status.json`; hidden folders (.hydra, .submitit) and the
     runs a job moved aside (`superseded/`) are not searched.
     """
-    path = Path(path)
+    return _find_job_folders(Path(path))[0]
+
+
+def _find_job_folders(path: Path, known: dict[str, bytes] | None = None
+                      ) -> tuple[list[Path], dict[str, bytes]]:
+    """find_job_folders, and the leaf stamps of _Walk (`known`: those of the last pass)."""
     root = str(path)
-    found: list[str] = []
-    _walk(root, found)
+    walk = _Walk(known)
+    walk.visit(root, top=True)
     base = root.rstrip("/") + "/"  # every folder found below root starts with it (relative_id)
 
     def key(folder: str) -> tuple:
         return natural_key(path.name if folder == root else folder[len(base):])
 
-    return [Path(folder) for folder in sorted(found, key=key)]
+    return [Path(folder) for folder in sorted(walk.found, key=key)], walk.leaves
 
 
 def relative_id(folder: Path, root: Path) -> str:
@@ -349,18 +377,21 @@ def run_level_config(config: dict) -> dict:
 
 
 def examine_all(root: Path, folders: list[Path], cache: VerifyCache | None = None,
-                workers: int = 1, progress_every: int = 0) -> list[Job]:
+                workers: int = 1, progress_every: int = 0,
+                leaves: dict[str, bytes] | None = None) -> list[Job]:
     """Examine every job folder (unchanged cached runs from the cache), in the folders' order.
 
     workers > 1 verifies in that many processes when enough runs need it. Prints
     `load_sweep: read i/N job folders` to stderr every `progress_every` jobs (0: never) on sweeps
-    at least that large.
+    at least that large. leaves: the walk's leaf stamps (_Walk), kept in the cache entries.
     """
     cached: dict[int, Job] = {}
     todo = []
+    leaves = leaves or {}
     for i, folder in enumerate(folders):
         run_id = relative_id(folder, root)
-        data = cache.lookup(run_id, folder) if cache is not None else None
+        data = cache.lookup(run_id, folder, leaves.get(str(folder))) if cache is not None \
+            else None
         if data is not None:
             cached[i] = Job(folder, run_id, state="complete", from_cache=True, **data)
         else:
@@ -377,7 +408,7 @@ def examine_all(root: Path, folders: list[Path], cache: VerifyCache | None = Non
         for i in range(len(folders)):
             job = cached.get(i) or next(fresh)
             if cache is not None and i not in cached and job.problem is None:
-                cache.store(job.run_id, job.sig, job.cached())
+                cache.store(job.run_id, job.sig, job.cached(), leaves.get(str(job.folder)))
             if not job.from_cache:  # cached ones share the cache's key lists and headers
                 job.headers = {name: _shared(columns) for name, columns in job.headers.items()}
                 job.values = _interned(job.values)
@@ -513,16 +544,23 @@ def tag(table: pd.DataFrame, level: dict[str, Any]) -> pd.DataFrame:
 
 def sweep_folders(path: Path | str) -> tuple[Path, list[Path]]:
     """The sweep folder and its job folders; SweepError when missing, empty or without jobs."""
+    root, folders, _ = _sweep_folders(path)
+    return root, folders
+
+
+def _sweep_folders(path: Path | str, known: dict[str, bytes] | None = None
+                   ) -> tuple[Path, list[Path], dict[str, bytes]]:
+    """sweep_folders, and the leaf stamps of its walk (_Walk; `known`: the last pass's)."""
     root = Path(path)
     if not root.is_dir():
         raise SweepError(f"no such sweep folder: {root}")
     if not any(root.iterdir()):
         raise SweepError(f"the sweep folder is empty: {root}")
-    folders = find_job_folders(root)
+    folders, leaves = _find_job_folders(root, known)
     if not folders:
         raise SweepError(f"no runs in {root}: no job folder (one holding {HYDRA_DIR}/ or "
                          f"{results.STATUS_FILE})")
-    return root, folders
+    return root, folders, leaves
 
 
 def load_sweep(path: Path | str, progress_every: int = 100, workers: int = 1) -> Sweep:
@@ -770,11 +808,11 @@ def paused_gc() -> Iterator[None]:
 def _aggregate_sweep(path: Path | str, out_dir: Path | str | None, n_boot: int, seed: int,
                      workers: int, progress_every: int, use_cache: bool,
                      summary: Callable[[pd.DataFrame], pd.DataFrame] | None) -> Aggregate:
-    root, folders = sweep_folders(path)
-    out = Path(out_dir) if out_dir is not None else root / AGGREGATE_DIR
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir) if out_dir is not None else Path(path) / AGGREGATE_DIR
     cache = VerifyCache(out / CACHE_FILE if use_cache else None)
-    jobs = examine_all(root, folders, cache, workers, progress_every)
+    root, folders, leaves = _sweep_folders(path, cache.leaves(Path(path)) if use_cache else None)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = examine_all(root, folders, cache, workers, progress_every, leaves)
     cache.old = {}  # entries of job folders that are gone
     sorted_out = sort_out(jobs)
     failed = list(sorted_out.failed)
@@ -804,7 +842,7 @@ def _aggregate_sweep(path: Path | str, out_dir: Path | str | None, n_boot: int, 
                     continue
                 for name, text in texts.items():
                     streams[name].add(level, text)
-            written.append(stream_key(job, level))
+            written.append(stream_key(job, level) if i >= done else cache.state["kept"][i])
         for stream in streams.values():
             stream.finish()
     except BaseException:

@@ -31,7 +31,7 @@ CACHE_FILE = ".verified.marshal"
 LEGACY_FILES = (".verified.json",)
 _MAGIC = b"mirror-sweep verification cache\n"
 # Bump when what a cached entry holds or how a run is verified changes: old caches are ignored.
-CACHE_VERSION = 6  # 6: marshal; entries of packed bytes; the runs table
+CACHE_VERSION = 6  # 6: marshal; entries of packed bytes, the folder stamps; the runs table
 HYDRA_FILES = (".hydra/config.yaml", ".hydra/overrides.yaml", ".hydra/hydra.yaml")
 
 
@@ -81,13 +81,14 @@ class _Shared:
 
 
 class VerifyCache:
-    """Entries {run_id: (signed names id, stamp, Hydra record, values)} in one marshal file.
+    """Entries {run_id: (signed names id, stamp, Hydra record, values, leaf)} in a marshal file.
 
     `stamp` is the packed sizes and mtimes of the run's signed files; the Hydra record (config,
     overrides, group choices id, config hash, table header ids) and the values (key list id,
     runs-table values) are marshal bytes, unpacked when looked up / when needed. What nearly every
     run shares is kept once, in shared lists the entries point into: the signed file names, the
-    table headers, the key lists of `values` and the group choices.
+    table headers, the key lists of `values` and the group choices. `leaf` is the job folder's own
+    stamp when it had no subfolder to search (`leaves`), else None.
     """
 
     def __init__(self, path: Path | None) -> None:
@@ -131,14 +132,26 @@ class VerifyCache:
                 shared.id(value, key(value))
         self.table = content.get("table")
         self.old = content["runs"]
-        self.loaded = {"runs": len(self.old), "state": _json(self.state)}
+        self.loaded = {"runs": len(self.old), "state": state}
 
-    def lookup(self, run_id: str, folder: Path) -> dict | None:
+    def leaves(self, root: Path | str) -> dict[str, bytes]:
+        """{job folder: its own stamp} of the runs whose folder had no subfolder to search
+        (aggregate._Walk): such a folder is not listed again while its stamp holds."""
+        base = str(root).rstrip("/") + "/"
+        known = {}
+        for run_id, entry in self.old.items():
+            leaf = entry[4] if isinstance(entry, tuple) and len(entry) == 5 else None
+            if isinstance(leaf, bytes):
+                known[base + run_id] = leaf
+        return known
+
+    def lookup(self, run_id: str, folder: Path, leaf: bytes | None = None) -> dict | None:
         """The cached Hydra record of the run when its files are unchanged, else None. Its
-        runs-table values come as `values_packed` (see `values`)."""
+        runs-table values come as `values_packed` (see `values`). leaf: the folder's own stamp
+        when this pass's walk found it without a subfolder (kept in the entry)."""
         entry = self.old.pop(run_id, None)
         try:
-            names_id, sig, record, values = entry
+            names_id, sig, record, values, old_leaf = entry
             if stamp(folder, self.names.items[names_id]) != sig:
                 return None
             config, overrides, choices, digest, headers = marshal.loads(record)
@@ -148,6 +161,9 @@ class VerifyCache:
         except Exception:  # noqa: BLE001 - a malformed entry re-verifies the run
             return None
         self.hits += 1
+        if leaf != old_leaf:
+            entry = (names_id, sig, record, values, leaf)
+            self.stored += 1  # (a change to save)
         self.new[run_id] = entry
         return job
 
@@ -159,8 +175,10 @@ class VerifyCache:
             raise ValueError("verification cache: values do not match their keys")
         return dict(zip(keys, values))
 
-    def store(self, run_id: str, sig: tuple[list[str], bytes] | None, job: dict) -> None:
-        """Keep a verified run: sig is (signed names, stamp) taken before it was read."""
+    def store(self, run_id: str, sig: tuple[list[str], bytes] | None, job: dict,
+              leaf: bytes | None = None) -> None:
+        """Keep a verified run: sig is (signed names, stamp) taken before it was read; leaf as
+        in `lookup`."""
         if sig is None:
             return
         names, packed = sig
@@ -171,7 +189,7 @@ class VerifyCache:
                                 job["digest"], headers))
         keys = list(job["values"])
         values = marshal.dumps((self.keys.id(keys, tuple(keys)), list(job["values"].values())))
-        self.new[run_id] = (self.names.id(names, tuple(names)), packed, record, values)
+        self.new[run_id] = (self.names.id(names, tuple(names)), packed, record, values, leaf)
         self.stored += 1
 
     def drop(self, run_id: str) -> None:
@@ -183,7 +201,7 @@ class VerifyCache:
         none stored or dropped, the same state and runs table."""
         return self.loaded is not None and self.stored == 0 and not self.table_changed \
             and self.hits == self.loaded["runs"] == len(self.new) \
-            and _json(self.state) == self.loaded["state"]
+            and self.state == self.loaded["state"]  # (replaced, never changed in place)
 
     def save(self) -> None:
         """Write the entries looked up or stored in this pass (runs gone from the sweep drop out);
