@@ -6,6 +6,10 @@ its three .hydra/*.yaml files and every file its status lists. The next aggregat
 entry, without re-reading or re-hashing the run, while every one of those files has the same size
 and mtime; any change (a rerun, an edited, truncated or touched file) re-verifies the run in full.
 Only complete, verified runs are cached: failed and unreadable ones are looked at every time.
+An entry also keeps its job folder's own size and mtime when the folder had no subfolder to
+search: aggregate's walk does not list such a folder again while they hold (`leaves`); creating,
+removing or renaming anything in the folder moves its mtime. On a file system with coarse mtimes
+a same-size change within one tick of the stamp goes unseen (delete the cache to verify all).
 
 The file is Python's `marshal` format (plain data only: loading it runs no code, unlike pickle),
 behind a magic line and a CRC-32 of the rest, with a version number: a cache of another version,
