@@ -42,8 +42,7 @@ from mirror_sweep.sweep import results
 from mirror_sweep.sweep.contrasts import contrasts
 from mirror_sweep.sweep.factors import FACTORS, factor_values
 from mirror_sweep.sweep.summaries import DEFAULT_CI, robustness
-from mirror_sweep.sweep.verify_cache import (CACHE_FILE, VerifyCache, signature, signed_names,
-                                              stamp)
+from mirror_sweep.sweep.verify_cache import CACHE_FILE, VerifyCache, signature, signed_names, stamp
 
 HYDRA_DIR = ".hydra"
 GROUP_CHOICES = ["env", "model", "objective", "data_pairing"]
@@ -786,8 +785,12 @@ def aggregate_sweep(path: Path | str, out_dir: Path | str | None = None, n_boot:
     workers > 1 verifies runs in that many processes.
     """
     with paused_gc():
-        return _aggregate_sweep(path, out_dir, n_boot, seed, workers, progress_every, use_cache,
-                                summary)
+        result = _aggregate_sweep(path, out_dir, workers, progress_every, use_cache)
+    runs = result.sweep.runs  # the statistics with the collector on (pandas makes cycles)
+    table = robustness(runs, n_boot=n_boot, seed=seed) if summary is None else summary(runs)
+    if table is not None:
+        results.write_table(result.out / "robustness.csv", table)
+    return result
 
 
 @contextmanager
@@ -795,7 +798,7 @@ def paused_gc() -> Iterator[None]:
     """The cyclic garbage collector off inside (on again after, if it was): a pass allocates
     millions of acyclic objects (freed by reference counting as usual), and each collection they
     trigger walks every object alive, ~10% of a cached pass at 10^4 runs. Processes verifying
-    runs (examine_all) collect as usual."""
+    runs (examine_all) collect as usual, and so do the statistics."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -805,9 +808,9 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _aggregate_sweep(path: Path | str, out_dir: Path | str | None, n_boot: int, seed: int,
-                     workers: int, progress_every: int, use_cache: bool,
-                     summary: Callable[[pd.DataFrame], pd.DataFrame] | None) -> Aggregate:
+def _aggregate_sweep(path: Path | str, out_dir: Path | str | None, workers: int,
+                     progress_every: int, use_cache: bool) -> Aggregate:
+    """aggregate_sweep but robustness.csv."""
     out = Path(out_dir) if out_dir is not None else Path(path) / AGGREGATE_DIR
     cache = VerifyCache(out / CACHE_FILE if use_cache else None)
     root, folders, leaves = _sweep_folders(path, cache.leaves(Path(path)) if use_cache else None)
@@ -877,8 +880,7 @@ def _aggregate_sweep(path: Path | str, out_dir: Path | str | None, n_boot: int, 
     else:
         results.write_table(out / "runs.csv", sweep.runs)
     cache.state.update(runs_layout=runs_layout, runs_file=signature(out, ["runs.csv"]))
-    write_run_level(out, sweep, robustness(sweep.runs, n_boot=n_boot, seed=seed)
-                    if summary is None else summary(sweep.runs))
+    write_run_level(out, sweep, None)
     cache.save()
     shapes = {"runs": sweep.runs.shape,
               **{name: (s.rows, len(RUN_COLUMNS) + len(s.columns)) for name, s in streams.items()},
@@ -908,7 +910,8 @@ def pack_table(table: pd.DataFrame) -> dict[str, Any] | None:
             columns.append([name, dtype.str, column.to_numpy().tobytes()])
         elif isinstance(dtype, np.dtype) and dtype == object:
             columns.append([name, "O", column.tolist()])
-        elif isinstance(dtype, pd.StringDtype) and dtype.na_value is np.nan:
+        elif isinstance(dtype, pd.StringDtype) and isinstance(dtype.na_value, float) \
+                and np.isnan(dtype.na_value):
             columns.append([name, _STR + dtype.storage, column.tolist()])
         else:
             return None
