@@ -364,6 +364,8 @@ def test_packed_runs_tables_come_back_identical():
     table = pd.DataFrame({"run_id": ["0", "1", "2"], "seed": [0, 1, 2],
                           "x": [0.5, float("nan"), 2.0], "flag": [True, False, True],
                           "mixed": ["a", None, 3], "text": ["a", None, "c"],
+                          "strings": pd.Series(["a", "b", "c"], dtype=object),
+                          "nothing": [None, None, None],
                           "small": pd.Series([1, 2, 3], dtype="int32")})
     packed = aggregate.pack_table(table)
     pd.testing.assert_frame_equal(aggregate.unpack_table(packed, 3), table, check_exact=True)

@@ -926,9 +926,8 @@ def unpack_table(packed: Any, rows: int) -> pd.DataFrame | None:
             return None
         data = {}
         for name, dtype, values in packed["columns"]:
-            if dtype == "O":
-                column = np.empty(rows, dtype=object)
-                column[:] = values
+            if dtype == "O":  # a Series: from an object array, pandas 3 would infer `str`
+                column = pd.Series(values, dtype=object)
             elif dtype.startswith(_STR):
                 column = pd.array(values, dtype=pd.StringDtype(dtype[len(_STR):], np.nan))
             else:
