@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import os
 import sys
 from pathlib import Path
@@ -79,6 +81,10 @@ def aggregate_main(argv: list[str] | None = None) -> int:
     run, 2 a bad option or folder, 3 a file-system error (full disk, permission, read-only).
     A closed output pipe (`| head`) never stops the work."""
     errors.guard_stdout()
+    # At exit, what is left (modules, the runs table) needs no cyclic collection: frozen, it is
+    # spared the interpreter's final one (~0.1 s of a cached pass at 10^4 runs).
+    atexit.unregister(gc.freeze)
+    atexit.register(gc.freeze)
     args = build_parser().parse_args(argv)
     try:
         return _aggregate(args)
