@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from omegaconf import OmegaConf
 from scipy import stats
 
+from mirror_sweep import cli
 from mirror_sweep.cli import aggregate_main
 from mirror_sweep.sweep import results
 from mirror_sweep.sweep.aggregate import (
@@ -268,3 +270,27 @@ def test_aggregate_does_not_import_torch():
     code = ("import sys, mirror_sweep.sweep.aggregate, mirror_sweep.cli; "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_one_blas_thread_leaves_a_process_that_has_numpy_as_it_is(monkeypatch):
+    for name in cli.BLAS_THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    cli.one_blas_thread()  # this process has numpy: a notebook's, the tests', never changed
+    assert not any(name in os.environ for name in cli.BLAS_THREAD_VARIABLES)
+
+
+@pytest.mark.slow
+def test_mirror_aggregate_loads_numpy_with_one_blas_thread_unless_told_otherwise():
+    probe = ("import os, sys; from mirror_sweep import cli; "
+             "print('numpy' in sys.modules); cli.one_blas_thread(); import numpy; "
+             "from threadpoolctl import threadpool_info; "
+             "print(sorted({i['num_threads'] for i in threadpool_info() "
+             "if i['user_api'] == 'blas'}), os.environ['OPENBLAS_NUM_THREADS'])")
+    env = {k: v for k, v in os.environ.items() if k not in cli.BLAS_THREAD_VARIABLES}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                         text=True, check=True).stdout.split("\n")
+    assert out[:2] == ["False", "[1] 1"]  # the CLI module loads no numpy before setting it
+    env["OPENBLAS_NUM_THREADS"] = "2"
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                         text=True, check=True).stdout.split("\n")
+    assert out[1].endswith(" 2")  # the user's value kept
