@@ -23,8 +23,8 @@ def one_blas_thread() -> None:
     """One BLAS thread for an aggregation process that has not loaded numpy yet.
 
     Aggregation's numpy work is many small array operations; a BLAS thread pool only spins on
-    the other cores between them: ~0.3 s of CPU in a 1.5 s cached pass at 10^4 runs on 2 cores,
-    and time taken from whatever else runs there. It must be set before numpy loads its BLAS, so
+    the other cores between them: ~0.3 s of the ~1.8 s of CPU of a cached pass at 10^4 runs on
+    2 cores, time taken from whatever else runs there. It must be set before numpy loads its BLAS, so
     the heavy modules are imported after it (in the functions below); a process that already has
     numpy (a notebook, the tests) is left as it is, and a value the user set is kept.
     """
