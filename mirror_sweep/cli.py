@@ -24,9 +24,9 @@ def one_blas_thread() -> None:
 
     Aggregation's numpy work is many small array operations; a BLAS thread pool only spins on
     the other cores between them: ~0.3 s of the ~1.8 s of CPU of a cached pass at 10^4 runs on
-    2 cores, time taken from whatever else runs there. It must be set before numpy loads its BLAS, so
-    the heavy modules are imported after it (in the functions below); a process that already has
-    numpy (a notebook, the tests) is left as it is, and a value the user set is kept.
+    2 cores, time taken from whatever else runs there. It must be set before numpy loads its
+    BLAS, so the heavy modules are imported after it (in the functions below); a process that has
+    numpy already (a notebook, the tests) is left as it is, and a value the user set is kept.
     """
     if "numpy" not in sys.modules:
         for name in BLAS_THREAD_VARIABLES:
