@@ -16,8 +16,9 @@ behind a magic line and a CRC-32 of the rest, with a version number: a cache of 
 another marshal format, or one that is damaged, unreadable or malformed in any way is ignored,
 which only costs a full verification. Each run's entry is a few bytes objects (its signature,
 its Hydra record, its runs-table values), so loading a large cache creates a few objects per
-run, and a run's values are only unpacked when the runs table has to be rebuilt. The cache also keeps what the last pass
-wrote (`state`, aggregate_sweep's business) and its runs table (`table`, packed columns).
+run, and a run's values are only unpacked when the runs table has to be rebuilt. The cache also
+keeps what the last pass wrote (`state`, aggregate_sweep's business) and its runs table
+(`table`, packed columns).
 """
 
 from __future__ import annotations
