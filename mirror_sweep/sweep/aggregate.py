@@ -42,7 +42,7 @@ from mirror_sweep.sweep import results
 from mirror_sweep.sweep.contrasts import contrasts
 from mirror_sweep.sweep.factors import FACTORS, factor_values
 from mirror_sweep.sweep.summaries import DEFAULT_CI, robustness
-from mirror_sweep.sweep.verify_cache import CACHE_FILE, VerifyCache, signature, signed_names, stamp
+from mirror_sweep.sweep.verify_cache import CACHE_FILE, VerifyCache, signed_names, stamp
 
 HYDRA_DIR = ".hydra"
 GROUP_CHOICES = ["env", "model", "objective", "data_pairing"]
@@ -751,7 +751,7 @@ def appendable(state: dict, out: Path, columns: dict[str, list[str]],
         old = state["kept"]
         if not old or len(old) > len(kept) or state["columns"] != columns:
             return 0
-        if any(signature(out, [f"{name}.csv"]) != state["files"][name] for name in TABLES):
+        if any(stamp(out, [f"{name}.csv"]) != state["files"][name] for name in TABLES):
             return 0
         for (job, level), key in zip(kept, old):
             if not job.from_cache or stream_key(job, level) != key:
@@ -855,7 +855,7 @@ def _aggregate_sweep(path: Path | str, out_dir: Path | str | None, workers: int,
     previous = cache.state
     cache.state = {"kept": written, "columns": columns,
                    "rows": {name: stream.rows for name, stream in streams.items()},
-                   "files": {name: signature(out, [f"{name}.csv"]) for name in TABLES}}
+                   "files": {name: stamp(out, [f"{name}.csv"]) for name in TABLES}}
     if old_runs is None:
         runs = runs_table(rows)
     elif not rows:
@@ -874,12 +874,12 @@ def _aggregate_sweep(path: Path | str, out_dir: Path | str | None, workers: int,
     # runs.csv as the other tables: the last pass's rows kept, the new runs' rows appended, when
     # that pass wrote the file as it is, the same leading runs (`done`) and the same layout
     if done and previous.get("runs_layout") == runs_layout \
-            and signature(out, ["runs.csv"]) == previous.get("runs_file"):
+            and stamp(out, ["runs.csv"]) == previous.get("runs_file"):
         if len(sweep.runs) > done:
             append_table(out / "runs.csv", sweep.runs.iloc[done:])
     else:
         results.write_table(out / "runs.csv", sweep.runs)
-    cache.state.update(runs_layout=runs_layout, runs_file=signature(out, ["runs.csv"]))
+    cache.state.update(runs_layout=runs_layout, runs_file=stamp(out, ["runs.csv"]))
     write_run_level(out, sweep, None)
     cache.save()
     shapes = {"runs": sweep.runs.shape,

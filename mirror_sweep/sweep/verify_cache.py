@@ -40,18 +40,6 @@ CACHE_VERSION = 6  # 6: marshal; entries of packed bytes, the folder stamps; the
 HYDRA_FILES = (".hydra/config.yaml", ".hydra/overrides.yaml", ".hydra/hydra.yaml")
 
 
-def signature(folder: Path, names: list[str]) -> dict[str, list[int]] | None:
-    """{name: [size, mtime_ns]} of these files of `folder`; None when one is missing."""
-    sig = {}
-    for name in names:
-        try:
-            st = os.stat(os.path.join(folder, name))
-        except OSError:
-            return None
-        sig[name] = [st.st_size, st.st_mtime_ns]
-    return sig
-
-
 def stamp(folder: Path | str, names: list[str]) -> bytes | None:
     """The size and mtime (ns) of each of these files of `folder`, packed (what a run's entry
     keeps); None when one is missing."""
