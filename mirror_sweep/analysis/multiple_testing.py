@@ -2,13 +2,13 @@
 
 The family is the set of units with a finite p-value: a constant (dead) unit cannot be tested, so
 it is not counted in m. With no constant units m = H. nan p-values stay nan. The step-up
-adjustments are scipy's `false_discovery_control` on the finite p-values.
+adjustments are scipy's `false_discovery_control` on the finite p-values, written out here (the
+same operations, so the same values) because importing scipy.stats takes ~0.6 s of every run.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import false_discovery_control
 
 
 def bh_qvalues(p: np.ndarray) -> np.ndarray:
@@ -50,10 +50,30 @@ def bonferroni(p: np.ndarray) -> np.ndarray:
 
 
 def _finite_only(p: np.ndarray, method: str) -> np.ndarray:
-    """scipy.stats.false_discovery_control over the finite p-values; nan elsewhere."""
+    """The step-up adjustment over the finite p-values; nan elsewhere."""
     p = np.asarray(p, dtype=np.float64)
     q = np.full_like(p, np.nan)
     ok = np.isfinite(p)
     if ok.any():
         q[ok] = false_discovery_control(p[ok], method=method)
     return q
+
+
+def false_discovery_control(p: np.ndarray, method: str = "bh") -> np.ndarray:
+    """scipy.stats.false_discovery_control(p, method=method) for a 1-D array of p-values in
+    [0, 1]: p_(i) m / i (times sum_{i<=m} 1/i for "by"), the running minimum from the largest p
+    down, back in the original order, clipped to [0, 1]."""
+    if not np.all((p >= 0.0) & (p <= 1.0)):
+        raise ValueError("p-values must lie in [0, 1]")
+    if p.size <= 1:
+        return p.copy()
+    m = p.size
+    order = np.argsort(p)
+    i = np.arange(1, m + 1, dtype=np.float64)
+    ranked = p[order] * (m / i)
+    if method == "by":
+        ranked *= np.sum(1 / i)
+    np.minimum.accumulate(ranked[::-1], out=ranked[::-1])
+    q = np.empty_like(ranked)
+    q[order] = ranked
+    return np.clip(q, 0.0, 1.0)
