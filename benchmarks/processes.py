@@ -100,11 +100,14 @@ def import_summary(modules: str = "mirror_sweep.app, mirror_sweep.run.experiment
 
 
 @contextlib.contextmanager
-def cpu_hog() -> Iterator[subprocess.Popen]:
-    """One other CPU-bound process (a busy Python loop) for the duration of the block."""
-    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+def cpu_hog(delay: float = 0.0) -> Iterator[subprocess.Popen]:
+    """One other CPU-bound process (a busy Python loop) for the duration of the block; with a
+    delay, it starts spinning `delay` seconds into the block."""
+    proc = subprocess.Popen([sys.executable, "-c",
+                             f"import time\ntime.sleep({delay})\nwhile True: pass"])
     try:
-        time.sleep(0.3)  # let it reach the scheduler's steady state
+        if not delay:
+            time.sleep(0.3)  # let it reach the scheduler's steady state
         yield proc
     finally:
         proc.kill()

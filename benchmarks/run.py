@@ -37,13 +37,12 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
-from threadpoolctl import threadpool_limits
 
 from benchmarks import compile_check, flops, processes, sweep
 from benchmarks.processes import median
 from mirror_sweep.config import CONFIG_DIR, RunConfig, register_configs, to_run_config
 from mirror_sweep.run.experiment import RunSeeds, build_model, make_data
-from mirror_sweep.run.threads import available_cores, torch_threads
+from mirror_sweep.run.threads import JobThreads, ThreadPolicy, available_cores, thread_policy
 from mirror_sweep.run.train import train
 
 RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"
@@ -89,17 +88,26 @@ def check(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-def time_training(cfg: RunConfig, threads: int) -> float:
-    """Wall seconds of train() alone (data and model built first, not timed) on `threads`."""
+def time_training(cfg: RunConfig, threads: int | ThreadPolicy) -> float:
+    """Wall seconds of train() alone (data and model built first, not timed) on `threads`
+    fixed threads or under a thread policy."""
+    return policy_training(cfg, threads)[0]
+
+
+def policy_training(cfg: RunConfig, threads: int | ThreadPolicy) -> tuple[float, dict]:
+    """train()'s wall seconds under a policy (an int: that many fixed threads) and what the
+    policy used (JobThreads.summary). The policy starts reading the load before the data is
+    made, as in a run."""
+    policy = threads if isinstance(threads, ThreadPolicy) else ThreadPolicy(threads)
+    job = JobThreads(policy)
     seeds = RunSeeds.from_seed(cfg.seed)
     train_set, test_set = make_data(cfg, seeds)
     model = build_model(cfg, seeds.init)
     generator = torch.Generator().manual_seed(seeds.batches)
-    torch.set_num_threads(threads)
-    with threadpool_limits(limits=threads):
-        start = time.perf_counter()
-        train(model, train_set, test_set, cfg.train, cfg.objective, generator)
-        return time.perf_counter() - start
+    job.settle()
+    start = time.perf_counter()
+    train(model, train_set, test_set, cfg.train, cfg.objective, generator, threads=job)
+    return time.perf_counter() - start, job.summary()
 
 
 def training_rows(section: str, cfg: RunConfig, counted: float, seconds: float, threads: int,
@@ -222,7 +230,7 @@ def bench_scaling(threads: int, quick: bool) -> list[Row]:
     return rows
 
 
-POLICY_THREADS = torch_threads(None, OmegaConf.create({}))  # the default run's thread policy
+POLICY = thread_policy(None, OmegaConf.create({}))  # the default run's thread policy
 ABLATION_JOBS_PER_WORKER = 45  # the 90-job ablation sweep on joblib_local's 2 workers
 
 
@@ -314,7 +322,7 @@ def time_added_analyses() -> dict[str, float]:
         originals.append((module, name, original))
         setattr(module, name, timed)
     try:
-        result = run_experiment(compose_run_config(), threads=POLICY_THREADS)
+        result = run_experiment(compose_run_config(), threads=POLICY)
     finally:
         for module, name, original in originals:
             setattr(module, name, original)
@@ -344,11 +352,11 @@ def training_pass_rows(quick: bool) -> list[Row]:
     epochs, rounds = (2, 1) if quick else (4, 3)
     cfgs = {fast: compose_run_config([f"train.epochs={epochs}", f"train.fast_gru={fast}"])
             for fast in ("true", "false")}
-    times = processes.alternate({fast: (lambda c=cfg: time_training(c, POLICY_THREADS))
+    times = processes.alternate({fast: (lambda c=cfg: time_training(c, POLICY))
                                  for fast, cfg in cfgs.items()}, rounds)
     fast, plain = median(times["true"]), median(times["false"])
     section = (f"1b. training pass: train() default size, {epochs} epochs, "
-               f"{threads_label(POLICY_THREADS)}, median of {rounds}")
+               f"{POLICY.describe()} threads, median of {rounds}")
     return [Row(section, "run/gru.py (train.fast_gru=true, the default)", fast, "s", "",
                 "each: " + ", ".join(f"{t:.2f}" for t in times["true"])),
             Row(section, "nn.GRU (train.fast_gru=false)", plain, "s", "",
@@ -359,32 +367,44 @@ def training_pass_rows(quick: bool) -> list[Row]:
 def target_contention(quick: bool) -> list[Row]:
     """Target 2: train() at the default size on the default policy's threads, quiet vs with one
     CPU-bound process running (alternating, medians); the old 2-thread policy beside it."""
-    epochs, rounds = (4, 3) if quick else (20, 3)
+    epochs, rounds, delay = (4, 3, 0.3) if quick else (20, 3, 1.0)
     cfg = compose_run_config([f"train.epochs={epochs}"])
-    time_training(compose_run_config(["train.epochs=1", "data.n_train=256"]), POLICY_THREADS)
+    time_training(compose_run_config(["train.epochs=1", "data.n_train=256"]), POLICY)
 
-    def busy(config: RunConfig, threads: int):
-        def timed() -> float:
-            with processes.cpu_hog():
-                return time_training(config, threads)
+    def busy(config: RunConfig, threads: int | ThreadPolicy, delay: float = 0.0):
+        def timed() -> tuple[float, dict]:
+            with processes.cpu_hog(delay):
+                return policy_training(config, threads)
         return timed
 
-    times = processes.alternate({"quiet": lambda: time_training(cfg, POLICY_THREADS),
-                                 "busy": busy(cfg, POLICY_THREADS)}, rounds)
-    quiet, loaded = median(times["quiet"]), median(times["busy"])
+    runs = processes.alternate({"quiet": lambda: policy_training(cfg, POLICY),
+                                "busy": busy(cfg, POLICY),
+                                "late": busy(cfg, POLICY, delay)}, rounds)
+    times = {case: [seconds for seconds, _ in measured] for case, measured in runs.items()}
+    quiet, loaded, late = (median(times[case]) for case in ["quiet", "busy", "late"])
+
+    def used(case: str) -> str:
+        return "threads used " + ", ".join(
+            f"{used['torch_threads']} ({used['torch_thread_switches']} switches)"
+            for _, used in runs[case])
+
     section = (f"2. contention: train() default size, {epochs} epochs, default policy "
-               f"({threads_label(POLICY_THREADS)}), median of {rounds}")
+               f"({POLICY.describe()} threads), median of {rounds}")
     rows = [Row(section, "quiet (no other process started)", quiet, "s", "",
-                "each: " + ", ".join(f"{t:.2f}" for t in times["quiet"])),
+                "each: " + ", ".join(f"{t:.2f}" for t in times["quiet"]) + "; " + used("quiet")),
             Row(section, "with one CPU-bound process", loaded, "s", "",
-                "each: " + ", ".join(f"{t:.2f}" for t in times["busy"])),
+                "each: " + ", ".join(f"{t:.2f}" for t in times["busy"]) + "; " + used("busy")),
             Row(section, "busy / quiet", loaded / quiet, "x", "<= 1.5",
-                check(loaded / quiet <= 1.5))]
-    # The old policy (cores // jobs = 2 threads) at a small size: it can take 10-30x longer.
+                check(loaded / quiet <= 1.5)),
+            Row(section, f"a CPU-bound process starts {delay} s into training", late, "s", "",
+                "each: " + ", ".join(f"{t:.2f}" for t in times["late"]) + "; " + used("late")),
+            Row(section, "late busy / quiet", late / quiet, "x", "<= 1.5",
+                check(late / quiet <= 1.5))]
+    # 2 fixed threads (an old default) at a small size: it can take 10-30x longer.
     small = compose_run_config(["train.epochs=1", "data.n_train=500"])
     old = processes.alternate({"quiet": lambda: time_training(small, 2),
-                               "busy": busy(small, 2)}, 1 if quick else 2)
-    section = "2b. contrast: 2 threads (the old default), 500 sequences x 1 epoch"
+                               "busy": lambda: busy(small, 2)()[0]}, 1 if quick else 2)
+    section = "2b. contrast: 2 fixed threads (train.torch_threads=2), 500 sequences x 1 epoch"
     rows += [Row(section, "quiet", median(old["quiet"]), "s"),
              Row(section, "with one CPU-bound process", median(old["busy"]), "s"),
              Row(section, "busy / quiet", median(old["busy"]) / median(old["quiet"]), "x")]

@@ -33,7 +33,7 @@ from mirror_sweep.config import (
     register_configs,
     to_run_config,
 )
-from mirror_sweep.run.threads import torch_threads
+from mirror_sweep.run.threads import ThreadPolicy, thread_policy
 from mirror_sweep.sweep import provenance, results
 from mirror_sweep.sweep.lock import JobLock, LockHeld
 
@@ -50,9 +50,9 @@ class JobKilled(RuntimeError):
     """The process running the job died from a signal (SIGKILL, the OOM killer, a segfault)."""
 
 
-def execute(cfg: RunConfig, folder: Path, digest: str, threads: int,
+def execute(cfg: RunConfig, folder: Path, digest: str, threads: ThreadPolicy,
             record: dict | None = None) -> dict:
-    """Run the experiment with `threads` threads and write its folder; returns the summary."""
+    """Run the experiment under a thread policy and write its folder; returns the summary."""
     from mirror_sweep.run.experiment import run_experiment  # imports torch etc. stage by stage
 
     record = {**(record or {}), "started": time.time()}
@@ -68,7 +68,7 @@ def execute(cfg: RunConfig, folder: Path, digest: str, threads: int,
     result = run_experiment(cfg, on_epoch=log_epoch, on_stage=lambda s: log.info("%s ...", s),
                             threads=threads)
     start = time.perf_counter()
-    summary = {"seed": cfg.seed, **result.summary, "torch_threads": threads,
+    summary = {"seed": cfg.seed, **result.summary,
                "provenance": {**provenance.environment(), "started": record["started"],
                               "ended": time.time()}}
     tables = {results.UNITS_FILE: result.units, results.DECODING_FILE: result.decoding,
@@ -84,7 +84,7 @@ def execute(cfg: RunConfig, folder: Path, digest: str, threads: int,
     return summary
 
 
-def execute_isolated(cfg: RunConfig, folder: Path, digest: str, threads: int,
+def execute_isolated(cfg: RunConfig, folder: Path, digest: str, threads: ThreadPolicy,
                      record: dict) -> dict:
     """`execute` in a forked child: if the child dies from a signal, raise JobKilled here."""
     import multiprocessing
@@ -107,7 +107,8 @@ def execute_isolated(cfg: RunConfig, folder: Path, digest: str, threads: int,
     raise RuntimeError(status.get("error", f"the job's process exited with {child.exitcode}"))
 
 
-def _child_main(cfg: RunConfig, folder: Path, digest: str, threads: int, record: dict) -> None:
+def _child_main(cfg: RunConfig, folder: Path, digest: str, threads: ThreadPolicy,
+                record: dict) -> None:
     try:
         execute(cfg, folder, digest, threads, record)
     except BaseException as error:  # noqa: BLE001  recorded, then reported by the parent
@@ -207,7 +208,7 @@ def run_job(cfg: DictConfig, folder: Path, in_sweep: bool) -> dict | None:
         sys.exit(errors.EXIT_BAD_INPUT)
     record = {"config": OmegaConf.to_container(_JOB["task"], resolve=True, enum_to_str=True),
               **provenance.environment()}
-    threads = torch_threads(run_cfg.train.torch_threads, hydra_cfg.launcher)
+    threads = thread_policy(run_cfg.train.torch_threads, hydra_cfg.launcher)
     isolate = in_sweep and "joblib" in str(hydra_cfg.launcher.get("_target_", "")).lower()
     try:
         summary = (execute_isolated if isolate else execute)(run_cfg, folder, digest, threads,

@@ -113,8 +113,9 @@ class TrainConfig:
     epochs: int = 20  # paper
     batch_size: int = 64  # paper
     lr: float = 1e-3  # paper: Adam, lr = 1e-3
-    # null: 1 per job (2 threads collapse 5-25x when another process holds a core;
-    # run/threads.py), or the launcher's cpus_per_task; N: opt in on a dedicated machine
+    # null: adaptive: training takes a 2nd thread only while no other process needs the core
+    # (fixed 2 threads collapse 5-25x when one does; run/threads.py), everything else 1 thread;
+    # the launcher's cpus_per_task if set; N: N fixed threads on a dedicated machine
     torch_threads: int | None = None
     # true: a GRU core's training passes run through run/gru.py (nn.GRU's equations, its own
     # backward: ~1.3x faster training); false: through torch's nn.GRU. Both compute the same

@@ -13,7 +13,6 @@ from mirror_sweep.config import (
     Pairing,
     to_run_config,
 )
-from mirror_sweep.run.threads import torch_threads
 from tests.conftest import GROUPS, compose_config, group_options
 
 
@@ -82,14 +81,6 @@ def test_config_hash_ignores_display_keys_only():
     assert config_hash(compose_config(["train.progress=true"])) == base
     assert config_hash(compose_config(["output.resume=never"])) == base
     assert config_hash(compose_config(["seed=1"])) != base
-
-
-def test_threads_one_per_job_unless_asked():
-    from omegaconf import OmegaConf
-    assert torch_threads(3, OmegaConf.create({"n_jobs": 2})) == 3  # train.torch_threads wins
-    assert torch_threads(None, OmegaConf.create({"n_jobs": 2})) == 1  # joblib: 2 x 1 thread
-    assert torch_threads(None, OmegaConf.create({})) == 1  # a single run: one thread
-    assert torch_threads(None, OmegaConf.create({"cpus_per_task": 4})) == 4  # scheduler's cpus
 
 
 def test_env_and_model_options_compose_and_validate():

@@ -14,6 +14,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from mirror_sweep.config import CONFIG_DIR, register_configs, to_run_config
+from mirror_sweep.run.threads import thread_policy
 from mirror_sweep.sweep import results
 from mirror_sweep.sweep.aggregate import load_sweep, write_aggregate
 from tests.conftest import compose_config
@@ -153,7 +154,13 @@ def test_a_failing_job_keeps_the_healthy_ones(tmp_path, launcher):
     assert list(sweep_.runs.run_id) == ["train.lr=0.001"]
     assert sweep_.failed[["run_id", "condition", "status"]].values.tolist() == [
         ["train.lr=1e+30", "train.lr=1e+30", "failed"]]
-    assert summary(sweep_dir / "train.lr=0.001")["torch_threads"] == 1  # run/threads.py
+    job = summary(sweep_dir / "train.lr=0.001")  # run/threads.py: 2 joblib workers, 1 thread each
+    if launcher == "joblib_local":
+        assert (job["torch_threads"], job["torch_threads_policy"]) == (1, "fixed")
+    else:  # one job at a time: adaptive up to min(2, cores)
+        policy = thread_policy(None, OmegaConf.create({}))
+        assert job["torch_threads_policy"] == policy.describe()
+        assert 1 <= job["torch_threads"] <= policy.cap
 
 
 @pytest.mark.slow

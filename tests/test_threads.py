@@ -1,15 +1,166 @@
-"""The thread policy is applied stage by stage, and a job imports heavy libraries only when a
-stage needs them (what the start-up before data generation pays; timed in benchmarks/run.py)."""
+"""The thread policy: fixed or adaptive to the cores' load, applied stage by stage with the
+results independent of it; and a job imports heavy libraries only when a stage needs them (what
+the start-up before data generation pays; timed in benchmarks/run.py)."""
 
+import os
 import subprocess
 import sys
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from mirror_sweep.config import to_run_config
-from mirror_sweep.run.experiment import run_experiment
+from mirror_sweep.run import threads
+from mirror_sweep.run.experiment import RunSeeds, build_model, make_data, run_experiment
+from mirror_sweep.run.threads import CpuLoad, JobThreads, ThreadPolicy, thread_policy
+from mirror_sweep.run.train import train
 from tests.conftest import compose_config
+
+
+@pytest.fixture
+def cores(monkeypatch):
+    """Pretend the process may use n cores and its cgroup has no quota."""
+    def set_cores(n: int, quota: float | None = None) -> None:
+        monkeypatch.setattr(threads, "available_cores", lambda: n)
+        monkeypatch.setattr(threads, "cgroup_cores", lambda: quota)
+    return set_cores
+
+
+def test_policy_fixed_when_asked_adaptive_otherwise(cores):
+    cores(2)
+    launcher = OmegaConf.create
+    assert thread_policy(3, launcher({"n_jobs": 2})) == ThreadPolicy(3)  # torch_threads wins
+    assert thread_policy(None, launcher({"cpus_per_task": 4})) == ThreadPolicy(4)  # scheduler
+    assert thread_policy(None, launcher({"n_jobs": 2})) == ThreadPolicy(1)  # 2 workers x 1
+    assert thread_policy(None, launcher({})) == ThreadPolicy(None, 2)  # one job: adaptive 1-2
+    assert thread_policy(None, launcher({"n_jobs": -1})) == ThreadPolicy(1)  # one per core
+    cores(8)
+    assert thread_policy(None, launcher({})) == ThreadPolicy(None, threads.AUTO_MAX_THREADS)
+    assert thread_policy(None, launcher({"n_jobs": 4})) == ThreadPolicy(None, 2)
+    cores(8, quota=1.5)  # a container allowed 1.5 cores
+    assert thread_policy(None, launcher({})) == ThreadPolicy(1)
+    cores(1)
+    assert thread_policy(None, launcher({})) == ThreadPolicy(1)
+    assert ThreadPolicy(None, 2).adaptive and not ThreadPolicy(1).adaptive
+
+
+def test_cgroup_quota_is_read(tmp_path):
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert threads.cgroup_cores(tmp_path / "cpu.max") == 1.5
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert threads.cgroup_cores(tmp_path / "cpu.max") is None
+    assert threads.cgroup_cores(tmp_path / "missing") is None
+
+
+class FakeMachine:
+    """A /proc/stat with two cores, a clock and this process's CPU time, advanced by hand."""
+
+    def __init__(self, tmp_path, monkeypatch):
+        self.stat, self.now, self.busy, self.own = tmp_path / "stat", 100.0, [0, 0], 0.0
+        monkeypatch.setattr(threads.time, "monotonic", lambda: self.now)
+        monkeypatch.setattr(threads.os, "times", lambda: os.times_result(
+            (self.own, 0.0, 0.0, 0.0, self.now)))
+        monkeypatch.setattr(threads, "available_cpus", lambda: {0, 1})
+        monkeypatch.setattr(threads, "available_cores", lambda: 2)
+        self.write()
+
+    def write(self) -> None:
+        hz = os.sysconf("SC_CLK_TCK")
+        lines = ["cpu  0 0 0 0 0 0 0 0 0 0"]
+        for cpu, busy in enumerate(self.busy):
+            idle = int(self.now * hz) - busy
+            lines.append(f"cpu{cpu} {busy} 0 0 {idle} 0 0 0 0 0 0")
+        self.stat.write_text("\n".join(lines) + "\nintr 1 2 3\n")
+
+    def run(self, seconds: float, own_cores: float, other_cores: float) -> None:
+        """`seconds` pass with this process using own_cores and others other_cores."""
+        hz = os.sysconf("SC_CLK_TCK")
+        total = (own_cores + other_cores) * seconds * hz
+        self.busy = [b + round(total / 2) for b in self.busy]
+        self.now += seconds
+        self.own += own_cores * seconds
+        self.write()
+
+
+def test_cpu_load_counts_other_processes_only(tmp_path, monkeypatch):
+    machine = FakeMachine(tmp_path, monkeypatch)
+    load = CpuLoad(machine.stat)
+    machine.run(1.0, own_cores=1.0, other_cores=0.0)
+    assert load.others() == pytest.approx(0.0, abs=0.02)
+    machine.run(1.0, own_cores=1.0, other_cores=1.0)
+    assert load.others() == pytest.approx(1.0, abs=0.02)
+    machine.run(0.05, own_cores=1.0, other_cores=1.0)
+    assert load.others() is None  # too short a window: nothing said, the reading kept
+    assert CpuLoad(tmp_path / "no-such-file").others() is None
+
+
+def test_training_threads_follow_the_load(tmp_path, monkeypatch):
+    machine = FakeMachine(tmp_path, monkeypatch)
+    monkeypatch.setattr(threads, "PROC_STAT", machine.stat)
+    before = torch.get_num_threads()
+    try:
+        job = JobThreads(ThreadPolicy(None, 2))
+        machine.run(1.0, own_cores=1.0, other_cores=0.0)  # start-up on a quiet machine
+        job.start_training()
+        assert torch.get_num_threads() == 2
+        with job.baseline():  # evaluation on one thread
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        machine.run(0.2, own_cores=1.5, other_cores=0.5)
+        job.tick()  # not yet RECHECK_S since the last reading
+        assert torch.get_num_threads() == 2
+        machine.run(0.5, own_cores=1.2, other_cores=0.8)  # another process takes a core
+        job.tick()
+        assert torch.get_num_threads() == 1
+        machine.run(0.6, own_cores=1.0, other_cores=0.1)  # it is gone
+        job.tick()
+        assert torch.get_num_threads() == 2
+        job.end_training()
+        assert torch.get_num_threads() == 1
+        assert job.summary() == {"torch_threads": 2, "torch_threads_policy": "adaptive 1-2",
+                                 "torch_thread_switches": 2}
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_busy_at_start_trains_on_one_thread(tmp_path, monkeypatch):
+    machine = FakeMachine(tmp_path, monkeypatch)
+    monkeypatch.setattr(threads, "PROC_STAT", machine.stat)
+    before = torch.get_num_threads()
+    try:
+        job = JobThreads(ThreadPolicy(None, 2))
+        machine.run(1.0, own_cores=1.0, other_cores=1.0)
+        job.start_training()
+        assert torch.get_num_threads() == 1
+        assert job.summary()["torch_threads"] == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_training_gives_the_same_parameters_on_one_and_two_threads():
+    """What the adaptive policy rests on: the training steps' thread count does not change
+    the parameters (default size, one epoch of 256 sequences, both cores kinds)."""
+    before = torch.get_num_threads()
+    try:
+        for shared in ["true", "false"]:
+            cfg = to_run_config(compose_config(
+                ["train.epochs=1", "data.n_train=256", "data.n_test=64",
+                 f"model.shared_core={shared}"], tiny=False))
+            params, losses = [], []
+            for n in [1, 2]:
+                seeds = RunSeeds.from_seed(cfg.seed)
+                train_set, test_set = make_data(cfg, seeds)
+                model = build_model(cfg, seeds.init)
+                torch.set_num_threads(n)
+                history = train(model, train_set, test_set, cfg.train, cfg.objective,
+                                torch.Generator().manual_seed(seeds.batches))
+                params.append([p.detach().clone() for p in model.parameters()])
+                losses.append(history)
+            assert all(torch.equal(a, b) for a, b in zip(*params))
+            assert losses[0] == losses[1]
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_run_experiment_sets_the_thread_budget_and_keeps_the_results():
@@ -19,7 +170,7 @@ def test_run_experiment_sets_the_thread_budget_and_keeps_the_results():
         torch.set_num_threads(1)
         one = run_experiment(cfg)
         torch.set_num_threads(2)
-        limited = run_experiment(cfg, threads=1)
+        limited = run_experiment(cfg, threads=ThreadPolicy(1))
         assert torch.get_num_threads() == 1  # set by the run, not left at 2
     finally:
         torch.set_num_threads(before)

@@ -11,7 +11,7 @@ import numpy as np
 
 from mirror_sweep.config import RunConfig
 from mirror_sweep.run.env import SequenceSet, make_effects, make_sequences
-from mirror_sweep.run.threads import limit_threads
+from mirror_sweep.run.threads import JobThreads, ThreadPolicy
 
 # Each stage imports what it needs when it runs (torch ~1.3 s, scipy/pandas ~1 s), so a
 # job's start-up before data generation is the interpreter, Hydra and numpy only.
@@ -91,13 +91,14 @@ def build_model(cfg: RunConfig, init_seed: int) -> MirrorGRU:
 
 def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
                    on_stage: Callable[[str], None] | None = None,
-                   threads: int | None = None) -> RunResult:
+                   threads: ThreadPolicy | None = None) -> RunResult:
     """Train the model of `cfg` and analyse its held-out hidden states against the untrained net.
 
-    threads: torch's and the BLAS/OpenMP pools' thread count for this run (run/threads.py), set
-    once each stage has imported its libraries; None leaves the process's settings alone.
+    threads: the job's thread policy (run/threads.py), applied once each stage has imported its
+    libraries; None leaves the process's settings alone. The summary records what training used.
     """
     stage = on_stage or (lambda name: None)
+    job_threads = JobThreads(threads)  # an adaptive policy starts reading the load here
     seeds = RunSeeds.from_seed(cfg.seed)
     seconds = {}  # per phase: its own compute; the lazy imports between phases are start-up
 
@@ -117,8 +118,7 @@ def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
     )
 
     start = time.perf_counter()
-    if threads is not None:
-        limit_threads(threads)
+    job_threads.settle()
     model = build_model(cfg, seeds.init)
     seconds["data"] += time.perf_counter() - start
 
@@ -126,8 +126,8 @@ def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
     start = time.perf_counter()
     untrained_perform, untrained_observe = collect_hidden(model, test_set)
     generator = torch.Generator().manual_seed(seeds.batches)
-    history = (train(model, train_set, test_set, cfg.train, cfg.objective, generator, on_epoch)
-               if cfg.train.enabled else [])
+    history = (train(model, train_set, test_set, cfg.train, cfg.objective, generator, on_epoch,
+                     job_threads) if cfg.train.enabled else [])
     perform, observe = collect_hidden(model, test_set)
     final_test = evaluate(model, to_tensors(test_set), cfg.objective)
     seconds["train"] = time.perf_counter() - start
@@ -138,11 +138,10 @@ def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
     from mirror_sweep.analysis import analyze_activations, control_metrics
 
     start = time.perf_counter()
-    if threads is not None:
-        limit_threads(threads)  # again: scipy brings its own BLAS pool
+    job_threads.settle()  # again: scipy brings its own BLAS pool
     result = analyze_activations(perform, observe, test_set.perform_actions,
                                  test_set.observe_actions, seed=seeds.analysis,
-                                 n_threads=torch.get_num_threads(), **asdict(cfg.analysis))
+                                 n_threads=job_threads.free_threads(), **asdict(cfg.analysis))
     untrained_r, untrained_summary = control_metrics(
         untrained_perform, untrained_observe, abs_threshold=cfg.analysis.abs_threshold,
         pos_threshold=cfg.analysis.pos_threshold, anti_threshold=cfg.analysis.anti_threshold,
@@ -171,6 +170,7 @@ def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
         "time_analysis_s": seconds["analysis"],
         "time_ablation_s": seconds["ablation"],
         **ablation_scalars,
+        **job_threads.summary(),
     }
     activations = {"perform_hidden": perform, "observe_hidden": observe,
                    "perform_actions": test_set.perform_actions,

@@ -13,6 +13,7 @@ from mirror_sweep.config import ObjectiveConfig, TrainConfig
 from mirror_sweep.run.env import SequenceSet
 from mirror_sweep.run.model import MirrorGRU
 from mirror_sweep.run.objectives import loss_names, objective_losses
+from mirror_sweep.run.threads import JobThreads
 
 
 class NonFiniteLossError(RuntimeError):
@@ -93,23 +94,28 @@ def evaluate(model: MirrorGRU, tensors: dict[str, torch.Tensor],
 
 def train(model: MirrorGRU, train_set: SequenceSet, test_set: SequenceSet,
           train_cfg: TrainConfig, objective: ObjectiveConfig, generator: torch.Generator,
-          on_epoch: EpochCallback | None = None) -> list[dict[str, float]]:
+          on_epoch: EpochCallback | None = None, threads: JobThreads | None = None
+          ) -> list[dict[str, float]]:
     """Adam on the objective's total loss; returns one row of metrics per epoch.
 
     Each row has history_columns(objective): epoch, train_{loss}_loss per loss of the objective
     and total (batch means), test_{term}_loss, test_observe_accuracy. Raises NonFiniteLossError
-    at the first non-finite loss.
+    at the first non-finite loss. `threads` sets the training steps' threads (re-checked between
+    steps) and evaluates on its baseline (run/threads.py); None leaves torch's setting alone.
     """
+    threads = threads or JobThreads(None)
     tensors, test_tensors = to_tensors(train_set), to_tensors(test_set)
     optimizer = Adam(model.parameters(), lr=train_cfg.lr)
     n = len(train_set)
     history = []
+    threads.start_training()
     for epoch in range(1, train_cfg.epochs + 1):
         model.train()
         sums = dict.fromkeys(loss_names(objective), 0.0)
         order = torch.randperm(n, generator=generator)
         n_batches = 0
         for start in range(0, n, train_cfg.batch_size):
+            threads.tick()
             idx = order[start: start + train_cfg.batch_size]
             batch = {name: tensor[idx] for name, tensor in tensors.items()}
             perform_hidden, observe_hidden = model(batch["perform_actions"],
@@ -129,10 +135,13 @@ def train(model: MirrorGRU, train_set: SequenceSet, test_set: SequenceSet,
                 sums[key] += losses[key].item()
             n_batches += 1
         row = {"epoch": epoch, **{f"train_{k}_loss": v / n_batches for k, v in sums.items()}}
-        row.update({f"test_{k}": v for k, v in evaluate(model, test_tensors, objective).items()})
+        with threads.baseline():
+            test = evaluate(model, test_tensors, objective)
+        row.update({f"test_{k}": v for k, v in test.items()})
         history.append(row)
         if on_epoch is not None:
             on_epoch(row)
+    threads.end_training()
     return history
 
 
