@@ -1,4 +1,4 @@
-from mirror_sweep.app import main
+from mirror_sweep.app import cli
 
 if __name__ == "__main__":
-    main()
+    cli()

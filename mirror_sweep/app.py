@@ -10,6 +10,7 @@ segfault) is recorded as failed and the worker goes on with the other jobs.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -65,8 +66,11 @@ def execute(cfg: RunConfig, folder: Path, digest: str, threads: ThreadPolicy,
                      row["epoch"], epochs, row["train_forward_loss"], row["train_inverse_loss"],
                      row["test_observe_accuracy"])
 
-    result = run_experiment(cfg, on_epoch=log_epoch, on_stage=lambda s: log.info("%s ...", s),
-                            threads=threads)
+    def on_stage(name: str) -> None:
+        freeze_imported_modules()  # each stage starts after the previous one's imports
+        log.info("%s ...", name)
+
+    result = run_experiment(cfg, on_epoch=log_epoch, on_stage=on_stage, threads=threads)
     start = time.perf_counter()
     summary = {"seed": cfg.seed, **result.summary,
                "provenance": {**provenance.environment(), "started": record["started"],
@@ -82,6 +86,21 @@ def execute(cfg: RunConfig, folder: Path, digest: str, threads: ThreadPolicy,
                       ended=summary["provenance"]["ended"])
     log.info("wrote the run in %.2f s", time.perf_counter() - start)
     return summary
+
+
+_frozen_modules = 0  # len(sys.modules) at the last gc.freeze
+
+
+def freeze_imported_modules() -> None:
+    """gc.freeze() when modules were imported since the last call: torch, scipy and pandas
+    leave ~10^6 objects that every full collection during a run, and the collections at exit,
+    would walk again (~0.3 s + ~0.5 s per run). Frozen objects are still freed by reference
+    counting; once per new set of modules, so a process running many jobs freezes no job's data.
+    """
+    global _frozen_modules
+    if len(sys.modules) > _frozen_modules:
+        gc.freeze()
+        _frozen_modules = len(sys.modules)
 
 
 def execute_isolated(cfg: RunConfig, folder: Path, digest: str, threads: ThreadPolicy,
@@ -233,6 +252,15 @@ def run_job(cfg: DictConfig, folder: Path, in_sweep: bool) -> dict | None:
     if not in_sweep:
         report(summary, run_cfg, folder)
     return summary
+
+
+def cli() -> None:
+    """The `mirror-sweep` command: the Hydra app, and at its end everything it made is frozen
+    out of the interpreter's final garbage collections (about 0.5 s of every run's exit)."""
+    try:
+        main()
+    finally:
+        gc.freeze()
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")

@@ -199,3 +199,25 @@ def test_a_sweep_worker_imports_every_stage_once_before_forking_its_jobs():
     imported = heavy_modules_after(
         "from mirror_sweep.run.experiment import import_stages; import_stages()")
     assert imported == ["torch", "pandas", "scipy"]  # not scipy.stats (~0.6 s): not needed
+
+
+def test_a_job_freezes_newly_imported_modules_once():
+    import gc
+    import types
+
+    from mirror_sweep import app
+
+    gc.unfreeze()
+    try:
+        app.freeze_imported_modules()
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        data = [[i] for i in range(1000)]  # a job's own objects: not frozen without new modules
+        app.freeze_imported_modules()
+        assert gc.get_freeze_count() == frozen
+        sys.modules["_freeze_probe"] = types.ModuleType("_freeze_probe")  # a new import
+        app.freeze_imported_modules()
+        assert gc.get_freeze_count() > frozen + len(data)
+    finally:
+        sys.modules.pop("_freeze_probe", None)
+        gc.unfreeze()
