@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -127,6 +128,9 @@ def test_silencing_planted_necessary_units_hurts_more_than_random_units():
     assert summary["ablation_mirror_mean_forward_loss_z"] == rows.loc[
         ("forward_loss", "mean", "mirror"), "z_vs_random"]
     assert "ablation_random_zero_observe_accuracy_z" not in summary
+    threaded = ablation_table(model, data, r, means, fractions=[3 / h], n_random=20,
+                              rng=np.random.default_rng(0), n_threads=2)
+    pd.testing.assert_frame_equal(threaded, table, check_exact=True)  # same table in 2 threads
 
 
 def test_first_sequences_cuts_every_array():

@@ -30,6 +30,7 @@ rows. A harmful ablation raises a loss (delta > 0) and lowers the accuracy (delt
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -166,13 +167,15 @@ def silencing_sets(r: np.ndarray, fractions, n_random: int, rng: np.random.Gener
 
 def ablation_table(model: MirrorGRU, data: SequenceSet, r: np.ndarray,
                    unit_means: dict[str, np.ndarray], *, fractions, n_random: int,
-                   rng: np.random.Generator) -> pd.DataFrame:
+                   rng: np.random.Generator, n_threads: int = 1) -> pd.DataFrame:
     """Silence mirror, anti and random units (both clamps, each mode) and tabulate the changes.
 
     Args:
         model: the trained model; data: the test set; r: (H,) per-unit r (nan ranks last).
         unit_means: {"perform", "observe"}: (H,) mean unablated state per unit (the mean clamp).
         fractions: k as fractions of H; n_random: random draws per k; rng: their generator.
+        n_threads: the (mode, clamp) passes run in this many threads (torch ops release the
+            GIL; each op keeps torch's own thread count, so the table does not depend on it).
 
     Returns:
         The table of the module docstring.
@@ -186,14 +189,24 @@ def ablation_table(model: MirrorGRU, data: SequenceSet, r: np.ndarray,
             keep[row, subset] = 0.0
             row += 1
     keep_t = torch.from_numpy(np.vstack([np.ones((1, n_units), np.float32), keep]))
+    passes = [(mode, clamp) for mode in MODE_METRICS for clamp in CLAMPS]
+
+    def measure(mode_clamp: tuple[str, str]) -> dict[str, np.ndarray]:
+        mode, clamp = mode_clamp
+        value = 0.0 if clamp == "zero" else unit_means[mode].astype(np.float32)
+        fill = torch.from_numpy(np.broadcast_to(np.float32(value), keep_t.shape).copy())
+        return silenced_metrics(model, data, mode, keep_t, fill)
+
+    model.eval()  # once, before any thread runs the model
+    if n_threads > 1:
+        with ThreadPoolExecutor(n_threads) as pool:
+            measured = list(pool.map(measure, passes))
+    else:
+        measured = [measure(mode_clamp) for mode_clamp in passes]
     rows = []
-    for mode, metrics in MODE_METRICS.items():
-        for clamp in CLAMPS:
-            value = 0.0 if clamp == "zero" else unit_means[mode].astype(np.float32)
-            fill = torch.from_numpy(np.broadcast_to(np.float32(value), keep_t.shape).copy())
-            measured = silenced_metrics(model, data, mode, keep_t, fill)
-            for metric in metrics:
-                rows += ablation_rows(mode, metric, clamp, sets, measured[metric], n_units)
+    for (mode, clamp), values in zip(passes, measured):
+        for metric in MODE_METRICS[mode]:
+            rows += ablation_rows(mode, metric, clamp, sets, values[metric], n_units)
     return pd.DataFrame(rows, columns=ABLATION_COLUMNS)
 
 

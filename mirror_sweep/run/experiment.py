@@ -153,7 +153,8 @@ def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
     stage("ablation")
     start = time.perf_counter()
     ablation, ablation_scalars = run_ablation(cfg, model, test_set, result.units["r"].to_numpy(),
-                                              perform, observe, seeds.ablation)
+                                              perform, observe, seeds.ablation,
+                                              job_threads.free_threads())
     seconds["ablation"] = time.perf_counter() - start
 
     units = result.units.copy()
@@ -213,8 +214,10 @@ def untrained_geometry(cfg: RunConfig, perform: np.ndarray, observe: np.ndarray,
 
 
 def run_ablation(cfg: RunConfig, model, test_set, r: np.ndarray, perform: np.ndarray,
-                 observe: np.ndarray, seed: int) -> tuple[pd.DataFrame, dict[str, float]]:
-    """The causal ablation table and its summary scalars (empty when ablation.enabled is off)."""
+                 observe: np.ndarray, seed: int, n_threads: int = 1
+                 ) -> tuple[pd.DataFrame, dict[str, float]]:
+    """The causal ablation table and its summary scalars (empty when ablation.enabled is off);
+    its passes run in n_threads threads (the table does not depend on it)."""
     import pandas as pd
 
     from mirror_sweep.analysis.unit_subsets import subset_sizes
@@ -231,7 +234,7 @@ def run_ablation(cfg: RunConfig, model, test_set, r: np.ndarray, perform: np.nda
     means = {"perform": perform.mean(axis=(0, 1)), "observe": observe.mean(axis=(0, 1))}
     table = ablation_table(model, first_sequences(test_set, ablation.sequences), r, means,
                            fractions=a.unit_fractions, n_random=ablation.random_draws,
-                           rng=np.random.default_rng(seed))
+                           rng=np.random.default_rng(seed), n_threads=n_threads)
     k = subset_sizes([a.unit_fraction_summary], len(r))[0]
     return table, ablation_summary(table, k)
 
