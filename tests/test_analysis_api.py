@@ -106,6 +106,21 @@ def test_same_seed_same_result_other_seed_other_null():
     np.testing.assert_array_equal(a.units["r"], c.units["r"])
 
 
+def test_threads_change_no_result():
+    """With threads, the permutation null runs beside the other analyses: same results."""
+    perform, observe, actions = run_data(3)
+    one = analyze_activations(perform, observe, actions, actions, seed=5, **SMALL)
+    for n_threads in [2, 3]:
+        threaded = analyze_activations(perform, observe, actions, actions, seed=5,
+                                       n_threads=n_threads, **SMALL)
+        pd.testing.assert_frame_equal(threaded.units, one.units, check_exact=True)
+        pd.testing.assert_frame_equal(threaded.decoding, one.decoding, check_exact=True)
+        pd.testing.assert_frame_equal(threaded.subset_decoding, one.subset_decoding,
+                                      check_exact=True)
+        np.testing.assert_array_equal(threaded.null, one.null)
+        assert json.dumps(threaded.summary) == json.dumps(one.summary)
+
+
 def test_all_dead_network_does_not_crash():
     rng = np.random.default_rng(4)
     zeros = np.zeros((N, T, H), np.float32)

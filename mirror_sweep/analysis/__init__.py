@@ -16,6 +16,7 @@ and the random unit subsets of the subset decoders ``[seed, 3]``.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -135,8 +136,8 @@ def analyze_activations(perform, observe, perform_actions, observe_actions, *, s
         null size and ridge penalty, the selectivity null's size; d of the principal subspaces
         and the size of the geometry nulls; k of the unit subsets as fractions of H, the
         fraction whose subset decoding goes into the summary, random subsets per k;
-        n_threads for the permutation null (results do not
-        depend on it). The number of actions K is max(action) + 1 over both
+        n_threads: with 2 or more, the permutation null runs in a thread of its own (its chunks
+        in n_threads - 1) beside the other analyses (results do not depend on it). The number of actions K is max(action) + 1 over both
         action arrays.
 
     Returns:
@@ -167,32 +168,38 @@ def analyze_activations(perform, observe, perform_actions, observe_actions, *, s
     r_tc = time_centred_r(perform, observe)
     summary.update({f"time_centred_{k}": v for k, v in headline_summary(
         r_tc, anti_threshold=anti_threshold, **thresholds).items()})
-    null = permutation_null(perform, observe, n_permutations, seed, n_threads)
+    with ThreadPoolExecutor(1) as background:
+        # With a thread to spare, the permutation null (the longest analysis, in C with the GIL
+        # released) runs beside the others; each analysis draws from its own stream.
+        pending = (background.submit(permutation_null, perform, observe, n_permutations, seed,
+                                     n_threads - 1) if n_threads > 1 else None)
+        n_actions = int(max(acts["perform_actions"].max(), acts["observe_actions"].max())) + 1
+        tune_units, tune_summary = tuning_table(
+            perform, observe, acts["perform_actions"], acts["observe_actions"],
+            n_actions=n_actions, alpha=alpha, n_permutations=tuning_null_permutations,
+            seed=[seed, _TUNING_STREAM], anti_threshold=anti_threshold, r=r)
+        lag_units, lag_summary = lag_table(perform, observe, max_lag=max_lag,
+                                           mirror=np.abs(r) > abs_threshold)
+        hidden = {"perform": perform, "observe": observe}
+        labels = {"perform": acts["perform_actions"], "observe": acts["observe_actions"]}
+        decoding = decoding_table(hidden, labels, seed=[seed, _DECODING_STREAM],
+                                  test_fraction=decoding_test_fraction,
+                                  n_null=decoding_null_permutations, ridge_alpha=ridge_alpha)
+        # the decoders' split again: decoding_table draws it first from the same stream
+        split = split_sequences(n_seq, decoding_test_fraction,
+                                np.random.default_rng([seed, _DECODING_STREAM]))
+        subsets = subset_decoding_table(hidden, labels, split, fractions=unit_fractions,
+                                        n_random=subset_decoding_random_draws,
+                                        ridge_alpha=ridge_alpha,
+                                        rng=np.random.default_rng([seed, _SUBSET_STREAM]))
+        geometry, geometry_units = population_geometry(
+            perform, observe, acts["perform_actions"], acts["observe_actions"],
+            n_actions=n_actions, n_components=geometry_components,
+            n_null=geometry_null_permutations, rng=np.random.default_rng([seed, _GEOMETRY_STREAM]),
+            **thresholds)
+        null = (pending.result() if pending is not None
+                else permutation_null(perform, observe, n_permutations, seed))
     perm_units, perm_summary = permutation_table(r, null, alpha=alpha, **thresholds)
-    n_actions = int(max(acts["perform_actions"].max(), acts["observe_actions"].max())) + 1
-    tune_units, tune_summary = tuning_table(
-        perform, observe, acts["perform_actions"], acts["observe_actions"],
-        n_actions=n_actions, alpha=alpha, n_permutations=tuning_null_permutations,
-        seed=[seed, _TUNING_STREAM], anti_threshold=anti_threshold, r=r)
-    lag_units, lag_summary = lag_table(perform, observe, max_lag=max_lag,
-                                       mirror=np.abs(r) > abs_threshold)
-    hidden = {"perform": perform, "observe": observe}
-    labels = {"perform": acts["perform_actions"], "observe": acts["observe_actions"]}
-    decoding = decoding_table(hidden, labels, seed=[seed, _DECODING_STREAM],
-                              test_fraction=decoding_test_fraction,
-                              n_null=decoding_null_permutations, ridge_alpha=ridge_alpha)
-    # the decoders' split again: decoding_table draws it first from the same stream
-    split = split_sequences(n_seq, decoding_test_fraction,
-                            np.random.default_rng([seed, _DECODING_STREAM]))
-    subsets = subset_decoding_table(hidden, labels, split, fractions=unit_fractions,
-                                    n_random=subset_decoding_random_draws,
-                                    ridge_alpha=ridge_alpha,
-                                    rng=np.random.default_rng([seed, _SUBSET_STREAM]))
-    geometry, geometry_units = population_geometry(
-        perform, observe, acts["perform_actions"], acts["observe_actions"],
-        n_actions=n_actions, n_components=geometry_components,
-        n_null=geometry_null_permutations, rng=np.random.default_rng([seed, _GEOMETRY_STREAM]),
-        **thresholds)
     units = pd.concat([pd.DataFrame({"unit": np.arange(n_units), "r": r,
                                      "r_time_centred": r_tc}),
                        perm_units, tune_units, lag_units, pd.DataFrame(geometry_units)], axis=1)

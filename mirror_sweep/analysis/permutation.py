@@ -28,8 +28,9 @@ import scipy.sparse as sp
 from .correlation import flatten_samples, standardize_units, threshold_fractions
 from .multiple_testing import bh_qvalues, bonferroni, by_qvalues
 
-# Permutations per sparse product: the chunk's matrix holds chunk*N entries (~24 MB at N=300).
-_CHUNK = 2000
+# Permutations per sparse product: the chunk's matrix holds chunk*N entries (~6 MB at N=300);
+# small enough that the chunks share out evenly among threads.
+_CHUNK = 500
 # r_perm within this of r counts as a tie (float rounding of the identity re-pairing).
 _TIE_ATOL = 1e-10
 
