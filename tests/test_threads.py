@@ -2,10 +2,12 @@
 results independent of it; and a job imports heavy libraries only when a stage needs them (what
 the start-up before data generation pays; timed in benchmarks/run.py)."""
 
+import json
 import os
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -176,6 +178,31 @@ def test_run_experiment_sets_the_thread_budget_and_keeps_the_results():
         torch.set_num_threads(before)
     assert one.summary["final_train_total_loss"] == limited.summary["final_train_total_loss"]
     assert one.units["r"].equals(limited.units["r"])
+
+
+def test_spare_threads_change_no_result(monkeypatch):
+    """With a spare core the ablation runs beside the analyses and the permutation null beside
+    the other analyses, and training takes 2 threads: every table and scalar is unchanged."""
+    cfg = to_run_config(compose_config(["analysis.n_permutations=50"]))
+    before = torch.get_num_threads()
+    try:
+        one = run_experiment(cfg, threads=ThreadPolicy(1))
+        monkeypatch.setattr(JobThreads, "free_threads", lambda self: 2)
+        spare = run_experiment(cfg, threads=ThreadPolicy(None, 2))
+    finally:
+        torch.set_num_threads(before)
+    assert not one.ablation.empty
+    for table in ["units", "decoding", "history", "top_null", "subset_decoding", "ablation"]:
+        pd.testing.assert_frame_equal(getattr(spare, table), getattr(one, table),
+                                      check_exact=True)
+    varying = {"torch_threads", "torch_threads_policy", "torch_thread_switches"}
+
+    def scalars(summary: dict) -> str:  # JSON, so that nan equals nan
+        return json.dumps({k: v for k, v in summary.items()
+                           if not k.startswith("time_") and k not in varying}, sort_keys=True)
+
+    assert scalars(spare.summary) == scalars(one.summary)
+    assert spare.summary["torch_threads"] == 2 and one.summary["torch_threads"] == 1
 
 
 HEAVY = ["torch", "pandas", "scipy", "scipy.stats", "sklearn", "matplotlib"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -135,27 +136,37 @@ def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
     stage("analysis")
     import pandas as pd
 
-    from mirror_sweep.analysis import analyze_activations, control_metrics
+    from mirror_sweep.analysis import analyze_activations, control_metrics, headline_metrics
 
-    start = time.perf_counter()
     job_threads.settle()  # again: scipy brings its own BLAS pool
-    result = analyze_activations(perform, observe, test_set.perform_actions,
-                                 test_set.observe_actions, seed=seeds.analysis,
-                                 n_threads=job_threads.free_threads(), **asdict(cfg.analysis))
-    untrained_r, untrained_summary = control_metrics(
-        untrained_perform, untrained_observe, abs_threshold=cfg.analysis.abs_threshold,
-        pos_threshold=cfg.analysis.pos_threshold, anti_threshold=cfg.analysis.anti_threshold,
-        max_lag=cfg.analysis.max_lag)
-    untrained_summary.update(untrained_geometry(cfg, untrained_perform, untrained_observe,
-                                                test_set))
-    seconds["analysis"] = time.perf_counter() - start
-
-    stage("ablation")
-    start = time.perf_counter()
-    ablation, ablation_scalars = run_ablation(cfg, model, test_set, result.units["r"].to_numpy(),
-                                              perform, observe, seeds.ablation,
-                                              job_threads.free_threads())
-    seconds["ablation"] = time.perf_counter() - start
+    spare = job_threads.free_threads()
+    with ThreadPoolExecutor(1) as background:
+        # With a core to spare, the causal ablation (torch, which releases the GIL) runs beside
+        # the analyses: it needs only the per-unit r, the first thing the analyses compute.
+        beside = None
+        if spare > 1 and cfg.ablation.enabled:
+            stage("ablation (beside the analysis)")
+            beside = background.submit(timed, run_ablation, cfg, model, test_set,
+                                       headline_metrics(perform, observe)[0], perform, observe,
+                                       seeds.ablation)
+        start = time.perf_counter()
+        result = analyze_activations(perform, observe, test_set.perform_actions,
+                                     test_set.observe_actions, seed=seeds.analysis,
+                                     n_threads=spare, **asdict(cfg.analysis))
+        untrained_r, untrained_summary = control_metrics(
+            untrained_perform, untrained_observe, abs_threshold=cfg.analysis.abs_threshold,
+            pos_threshold=cfg.analysis.pos_threshold, anti_threshold=cfg.analysis.anti_threshold,
+            max_lag=cfg.analysis.max_lag)
+        untrained_summary.update(untrained_geometry(cfg, untrained_perform, untrained_observe,
+                                                    test_set))
+        seconds["analysis"] = time.perf_counter() - start
+        if beside is None:
+            stage("ablation")
+            (ablation, ablation_scalars), seconds["ablation"] = timed(
+                run_ablation, cfg, model, test_set, result.units["r"].to_numpy(), perform,
+                observe, seeds.ablation, job_threads.free_threads())
+        else:
+            (ablation, ablation_scalars), seconds["ablation"] = beside.result()
 
     units = result.units.copy()
     units.insert(units.columns.get_loc("r") + 1, "r_untrained", untrained_r)
@@ -180,6 +191,12 @@ def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
     return RunResult(summary, units, result.decoding, history_table, activations,
                      top_unit_null(result.units["r"].to_numpy(), result.null),
                      result.subset_decoding, ablation)
+
+
+def timed(function, *args):
+    """function(*args) and its wall seconds."""
+    start = time.perf_counter()
+    return function(*args), time.perf_counter() - start
 
 
 def top_unit_null(r: np.ndarray, null: np.ndarray) -> pd.DataFrame:

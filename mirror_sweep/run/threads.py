@@ -142,6 +142,7 @@ class JobThreads:
         self.policy = policy
         self.load = CpuLoad() if policy is not None and policy.adaptive else None
         self.training_threads: int | None = None
+        self.decided: int | None = None  # the last count the load allowed
         self.used: set[int] = set()
         self.switches = 0
         self.checked = time.monotonic()
@@ -154,7 +155,8 @@ class JobThreads:
 
     def free_threads(self) -> int:
         """Threads the cores can give now: the policy's fixed count, or for an adaptive one
-        the cap less the cores other processes use (1 when that cannot be read)."""
+        the cap less the cores other processes use (the last such count when the window since
+        the last reading is too short, 1 when the load was never read)."""
         if self.policy is None:
             import torch
 
@@ -162,10 +164,10 @@ class JobThreads:
         if not self.policy.adaptive:
             return self.policy.baseline
         others = self.load.others()
-        if others is None:
-            return self.training_threads or 1
-        free = available_cores() - others
-        return max(1, min(self.policy.cap, int(free + 1 - BUSY_CORES)))
+        if others is not None:
+            free = available_cores() - others
+            self.decided = max(1, min(self.policy.cap, int(free + 1 - BUSY_CORES)))
+        return self.decided or 1
 
     def start_training(self) -> None:
         if self.policy is not None:
