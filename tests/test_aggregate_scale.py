@@ -14,7 +14,7 @@ import yaml
 
 from mirror_sweep.cli import aggregate_main
 from mirror_sweep.config import ConfigError, keeps_activations
-from mirror_sweep.sweep import aggregate, results, verify_cache
+from mirror_sweep.sweep import aggregate, jobs, results, verify_cache
 from mirror_sweep.sweep.aggregate import aggregate_sweep, load_sweep, write_aggregate
 from mirror_sweep.sweep.synthetic import CONDITIONS, write_sweep
 from mirror_sweep.sweep.verify_cache import CACHE_FILE
@@ -85,7 +85,7 @@ def test_streamed_tables_with_different_columns_per_run(tmp_path):
 
 def test_parallel_verification_gives_the_same_tables(synthetic, tmp_path, monkeypatch):
     serial = load_sweep(synthetic, progress_every=0)
-    monkeypatch.setattr(aggregate, "_PARALLEL_MIN", 1)
+    monkeypatch.setattr(jobs, "PARALLEL_MIN", 1)
     parallel = load_sweep(synthetic, progress_every=0, workers=2)
     for name in ["runs", "units", "decoding", "history", "failed", "duplicates"]:
         pd.testing.assert_frame_equal(getattr(parallel, name), getattr(serial, name))
@@ -109,13 +109,13 @@ def test_unchanged_runs_are_not_reverified_and_changed_ones_are(synthetic, tmp_p
                                                                  monkeypatch):
     sweep = copy_sweep(synthetic, tmp_path)
     verified = []  # job folders examined (read and checked), not taken from the cache
-    original = aggregate._examine
+    original = jobs._examine
 
     def counting(folder, root):
         verified.append(Path(folder).name)
         return original(folder, root)
 
-    monkeypatch.setattr(aggregate, "_examine", counting)
+    monkeypatch.setattr(jobs, "_examine", counting)
     first = aggregate_sweep(sweep, n_boot=50, progress_every=0)
     assert len(verified) == 22 and first.n_cached == 0
     verified.clear()
@@ -383,7 +383,7 @@ def test_unchanged_job_folders_are_not_listed_again_and_new_nested_jobs_are_foun
     aggregate_sweep(sweep, n_boot=50, progress_every=0)
     listed = []
     original = os.scandir
-    monkeypatch.setattr(aggregate.os, "scandir",
+    monkeypatch.setattr(jobs.os, "scandir",
                         lambda path: listed.append(Path(path).name) or original(path))
     again = aggregate_sweep(sweep, n_boot=50, progress_every=0)
     assert sorted(listed) == ["aggregate", "sweep"] and again.n_cached == 22  # no job folder

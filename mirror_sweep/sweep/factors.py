@@ -12,9 +12,12 @@ is silent (K = 4, i.i.d. actions).
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from mirror_sweep.config import RunConfig
+
+if TYPE_CHECKING:  # pandas where a table is read: examining job folders (sweep/jobs.py) needs none
+    import pandas as pd
 
 # run-table column -> config key. Order is the order of the columns and of the grouping keys.
 FACTORS: dict[str, str] = {
@@ -72,6 +75,8 @@ def at_reference(runs: pd.DataFrame, keep: dict[str, object] | None = None
         chosen[column] = target
     if not chosen:
         return runs, None
+    import pandas as pd
+
     mask = pd.Series(True, index=runs.index)
     for column, value in chosen.items():
         mask &= runs[column] == value

@@ -30,12 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import yaml
 
 from mirror_sweep.config import RunConfig
 
-if TYPE_CHECKING:  # pandas (~0.4 s) is imported where a table is read, not by every job's start
+if TYPE_CHECKING:  # pandas (~0.4 s) is imported where a table is read, not by every job's start;
+    # numpy where activations are written or read (aggregation's forked pre-pass has neither)
+    import numpy as np
     import pandas as pd
 
 STATUS_FILE = "status.json"
@@ -126,6 +127,8 @@ def write_run(folder: Path, summary: dict, tables: dict[str, pd.DataFrame],
         write_table(folder / NULL_FILE, tables[NULL_FILE])
         written.append(NULL_FILE)
     if activations is not None:
+        import numpy as np
+
         write_atomic(folder / ACTIVATIONS_FILE,
                      lambda f: np.savez_compressed(f, **activations), binary=True)
         written.append(ACTIVATIONS_FILE)
@@ -436,6 +439,8 @@ def read_run(folder: Path) -> RunRecord:
 
 def load_activations(folder: Path) -> dict[str, np.ndarray]:
     """The saved test-set hidden states and actions of a run."""
+    import numpy as np
+
     path = Path(folder) / ACTIVATIONS_FILE
     try:
         with np.load(path) as data:
