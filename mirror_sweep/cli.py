@@ -14,6 +14,7 @@ from mirror_sweep import errors
 
 if TYPE_CHECKING:
     from mirror_sweep.sweep.aggregate import Aggregate
+    from mirror_sweep.sweep.prepass import Prepass
 
 # The BLAS libraries' thread counts mirror-aggregate sets to 1 (unless the user set them).
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -47,7 +48,7 @@ def count(low: int, what: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mirror_sweep.sweep.summaries import CI_METHODS, DEFAULT_CI
+    from mirror_sweep.sweep.ci import CI_METHODS, DEFAULT_CI
 
     parser = argparse.ArgumentParser(
         prog="mirror-aggregate",
@@ -106,17 +107,25 @@ def aggregate_main(argv: list[str] | None = None) -> int:
     atexit.unregister(gc.freeze)
     atexit.register(gc.freeze)
     args = build_parser().parse_args(argv)
+    # The job folders are found and checked in a child process while this one imports numpy,
+    # pandas and scipy (sweep/prepass.py): forked now, before any of them (or a thread) is loaded.
+    from mirror_sweep.sweep.prepass import Prepass, worth_forking
+
+    prepass = Prepass.start(args.sweep_dir, args.out) if worth_forking() else None
     try:
-        return _aggregate(args)
+        return _aggregate(args, prepass)
     except OSError as error:
         message = errors.filesystem_message(error)
         if message is None:
             raise
         print(f"mirror-aggregate: {message}", file=sys.stderr)
         return errors.EXIT_FILESYSTEM
+    finally:
+        if prepass is not None:
+            prepass.close()
 
 
-def _aggregate(args: argparse.Namespace) -> int:
+def _aggregate(args: argparse.Namespace, prepass: Prepass | None = None) -> int:
     from mirror_sweep.report.stats import headline_stats, report_contrasts, report_stats
     from mirror_sweep.sweep import results
     from mirror_sweep.sweep.aggregate import SweepError, aggregate_sweep, read_aggregate
@@ -124,7 +133,7 @@ def _aggregate(args: argparse.Namespace) -> int:
     try:  # the per-run tables are streamed to CSV; robustness is written below, with the claims'
         result = aggregate_sweep(args.sweep_dir, args.out, n_boot=args.n_boot, seed=args.seed,
                                  workers=args.workers, progress_every=0 if args.quiet else 100,
-                                 summary=lambda runs: None)
+                                 summary=lambda runs: None, prepass=prepass)
     except SweepError as error:
         print(f"mirror-aggregate: {error}", file=sys.stderr)
         return errors.EXIT_BAD_INPUT

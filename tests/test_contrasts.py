@@ -15,6 +15,7 @@ from mirror_sweep.sweep.contrasts import (
     INITIAL_WEIGHTS,
     MONTE_CARLO_MAX_PAIRS,
     contrasts,
+    mean_cis,
     paired_differences,
     sign_flip_pvalue,
     sign_flip_pvalues,
@@ -71,6 +72,19 @@ def test_batched_p_values_equal_one_call_each_and_bound_the_product(monkeypatch)
     np.testing.assert_array_equal(np.isnan(together), np.isnan(one_each))
     assert together[~np.isnan(together)].tolist() == pytest.approx(
         [p for p in one_each if not np.isnan(p)], abs=1e-15)
+
+
+@pytest.mark.parametrize("ci", ["t", "bca"])
+def test_batched_means_and_cis_equal_one_call_each_bit_for_bit(monkeypatch, ci):
+    """mean_cis computes t CIs of equal-length differences together: the same floats as one
+    mean_ci call (and d.mean()) each, also across blocks; bootstrap CIs one call each."""
+    rng = np.random.default_rng(5)
+    ds = [rng.normal(rng.uniform(-1, 1), 10 ** rng.uniform(-4, 3), n)
+          for n in (1, 2, 2, 7, 7, 7, 33, 33, 1000, 1000, 1000)]
+    monkeypatch.setattr(contrasts_module, "_CI_BLOCK", 2)  # several blocks of one length
+    together = mean_cis(ds, ci, n_boot=200, seed=3)
+    one_each = np.array([[d.mean(), *mean_ci(d[:, None], ci, 200, 3, 0.95)[0]] for d in ds])
+    np.testing.assert_array_equal(together, one_each)  # NaN CIs (n = 1) included
 
 
 def test_sign_flip_p_beyond_the_monte_carlo_limit_is_the_normal_approximation():

@@ -65,6 +65,7 @@ from mirror_sweep.sweep.jobs import (  # noqa: F401 - re-exported: aggregation's
     table_columns,
     verify_run,
 )
+from mirror_sweep.sweep.prepass import Prepass, Scan
 from mirror_sweep.sweep.summaries import DEFAULT_CI, robustness
 from mirror_sweep.sweep.verify_cache import CACHE_FILE, VerifyCache, stamp
 
@@ -104,23 +105,34 @@ class Sweep:
 
 def examine_all(root: Path, folders: list[Path], cache: VerifyCache | None = None,
                 workers: int = 1, progress_every: int = 0,
-                leaves: dict[str, bytes] | None = None) -> list[Job]:
+                leaves: dict[str, bytes] | None = None, scan: Scan | None = None) -> list[Job]:
     """Examine every job folder (unchanged cached runs from the cache), in the folders' order.
 
     workers > 1 verifies in that many processes when enough runs need it. Prints
     `load_sweep: read i/N job folders` to stderr every `progress_every` jobs (0: never) on sweeps
     at least that large. leaves: the walk's leaf stamps (_Walk), kept in the cache entries.
+    scan: what the pre-pass found of these folders (prepass.Scan): its cache hits are taken
+    without stat'ing the files again when it checked them against the same cache file as
+    `cache`, and the runs it examined are not examined again.
     """
     cached: dict[int, Job] = {}
     todo = []
     leaves = leaves or {}
+    checked = scan is not None and cache is not None and scan.token == cache.token
+    ready = {str(job.folder): job for job in scan.fresh or []} if checked else {}
     for i, folder in enumerate(folders):
         run_id = relative_id(folder, root)
-        data = cache.lookup(run_id, folder, leaves.get(str(folder))) if cache is not None \
-            else None
+        if cache is None:
+            data = None
+        elif checked:  # the pre-pass stat'ed the run's files: a hit is compared, a miss is one
+            hit = scan.hits.get(run_id)
+            data = cache.lookup(run_id, folder, leaves.get(str(folder)), checked=hit) \
+                if hit is not None else None
+        else:
+            data = cache.lookup(run_id, folder, leaves.get(str(folder)))
         if data is not None:
             cached[i] = Job(folder, run_id, state="complete", from_cache=True, **data)
-        else:
+        elif str(folder) not in ready:
             todo.append(folder)
     fresh: Iterator[Job]
     pool = None
@@ -132,7 +144,7 @@ def examine_all(root: Path, folders: list[Path], cache: VerifyCache | None = Non
     jobs = []
     try:
         for i in range(len(folders)):
-            job = cached.get(i) or next(fresh)
+            job = cached.get(i) or ready.pop(str(folders[i]), None) or next(fresh)
             if cache is not None and i not in cached and job.problem is None:
                 cache.store(job.run_id, job.sig, job.cached(), leaves.get(str(job.folder)))
             if not job.from_cache:  # cached ones share the cache's key lists and headers
@@ -460,7 +472,8 @@ class Aggregate:
 def aggregate_sweep(path: Path | str, out_dir: Path | str | None = None, n_boot: int = 10_000,
                     seed: int = 0, workers: int = 1, progress_every: int = 100,
                     use_cache: bool = True,
-                    summary: Callable[[pd.DataFrame], pd.DataFrame] | None = None) -> Aggregate:
+                    summary: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+                    prepass: Prepass | None = None) -> Aggregate:
     """Aggregate a sweep into CSV files with memory bounded by the per-run table.
 
     Writes the same files as write_aggregate(load_sweep(path)) (same tables; the per-unit,
@@ -468,10 +481,14 @@ def aggregate_sweep(path: Path | str, out_dir: Path | str | None = None, n_boot:
     `.verified.marshal` in the output folder (use_cache=False: neither read nor written).
     summary: makes robustness.csv from the runs table (default: robustness with n_boot, seed;
     a summary returning None leaves robustness.csv to the caller).
-    workers > 1 verifies runs in that many processes.
+    workers > 1 verifies runs in that many processes. prepass: the scan of the sweep started in
+    a forked process for these arguments (prepass.Prepass.start(path, out_dir, use_cache)),
+    taken instead of one made here.
     """
+    if prepass is not None and not prepass.matches(path, out_dir, use_cache):
+        raise ValueError(f"the pre-pass scanned {prepass.path} for other arguments")
     with paused_gc():
-        result = _aggregate_sweep(path, out_dir, workers, progress_every, use_cache)
+        result = _aggregate_sweep(path, out_dir, workers, progress_every, use_cache, prepass)
     runs = result.sweep.runs  # the statistics with the collector on (pandas makes cycles)
     table = robustness(runs, n_boot=n_boot, seed=seed) if summary is None else summary(runs)
     if table is not None:
@@ -495,14 +512,19 @@ def paused_gc() -> Iterator[None]:
 
 
 def _aggregate_sweep(path: Path | str, out_dir: Path | str | None, workers: int,
-                     progress_every: int, use_cache: bool) -> Aggregate:
+                     progress_every: int, use_cache: bool,
+                     prepass: Prepass | None = None) -> Aggregate:
     """aggregate_sweep but robustness.csv."""
     out = Path(out_dir) if out_dir is not None else Path(path) / AGGREGATE_DIR
     cache = VerifyCache(out / CACHE_FILE if use_cache else None)
-    root, folders, leaves = job_folders.walk_sweep(
-        path, cache.leaves(Path(path)) if use_cache else None)
+    scan = prepass.result() if prepass is not None else None  # (the cache loaded meanwhile)
+    if scan is not None:
+        root, folders, leaves = scan.root, scan.folders, scan.leaves
+    else:
+        root, folders, leaves = job_folders.walk_sweep(
+            path, cache.leaves(Path(path)) if use_cache else None)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = examine_all(root, folders, cache, workers, progress_every, leaves)
+    jobs = examine_all(root, folders, cache, workers, progress_every, leaves, scan)
     cache.old = {}  # entries of job folders that are gone
     sorted_out = sort_out(jobs)
     failed = list(sorted_out.failed)

@@ -48,6 +48,7 @@ MONTE_CARLO_MAX_PAIRS = 100
 # the most float64 values of one signs x differences product: memory stays bounded.
 _FLIP_CHUNK = 2_000
 _PRODUCT_MAX = 4_000_000
+_CI_BLOCK = 512  # contrasts whose t CIs are computed in one array (mean_cis)
 # The reference name of a run's own initial-weight network, and the prefix of its metrics.
 INITIAL_WEIGHTS = "initial_weights"
 TWIN_PREFIX = "untrained_"
@@ -78,11 +79,11 @@ def sign_flip_pvalues(ds: list[np.ndarray], seed: int = 0) -> np.ndarray:
             continue
         d = np.column_stack([np.asarray(ds[i], dtype=np.float64) for i in where])  # (n, k)
         observed = np.abs(d.sum(axis=0))
-        limit = observed - _TIE_RTOL * np.maximum(np.abs(d).sum(axis=0), 1e-300)
         if n <= EXACT_MAX_PAIRS:
             signs = 1.0 - 2.0 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
-            out[where] = _count_extreme(signs, d, limit) / 2**n
+            out[where] = _count_extreme(signs, d, _limit(d, observed)) / 2**n
         elif n <= MONTE_CARLO_MAX_PAIRS:
+            limit = _limit(d, observed)
             rng = np.random.default_rng(seed)
             hits = np.zeros(len(where))
             for start in range(0, MONTE_CARLO_FLIPS, _FLIP_CHUNK):
@@ -97,12 +98,41 @@ def sign_flip_pvalues(ds: list[np.ndarray], seed: int = 0) -> np.ndarray:
     return out
 
 
+def _limit(d: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """The |sum| a sign vector must reach to count as extreme: observed, less float rounding."""
+    return observed - _TIE_RTOL * np.maximum(np.abs(d).sum(axis=0), 1e-300)
+
+
 def _count_extreme(signs: np.ndarray, d: np.ndarray, limit: np.ndarray) -> np.ndarray:
     """Per column of d: how many rows of signs give |signs @ d| >= limit (columns in chunks)."""
     step = max(1, _PRODUCT_MAX // len(signs))
     return np.concatenate([
         (np.abs(signs @ d[:, j:j + step]) >= limit[j:j + step]).sum(axis=0)
         for j in range(0, d.shape[1], step)]).astype(float)
+
+
+def mean_cis(ds: list[np.ndarray], ci: str = DEFAULT_CI, n_boot: int = 10_000, seed: int = 0,
+             level: float = 0.95) -> np.ndarray:
+    """(len(ds), 3): the mean of each of `ds` (1-D, finite, non-empty) and its CI
+    (``summaries.mean_ci``). For the t CI, those of equal length are computed together, as the
+    columns of one Fortran-ordered array: each column is summed as the 1-D array alone is
+    (pairwise), so the numbers are those of one call each, bit for bit."""
+    out = np.empty((len(ds), 3))
+    if ci != "t":  # a bootstrap: one (seeded) call each
+        for i, d in enumerate(ds):
+            out[i, 0] = d.mean()
+            out[i, 1:] = mean_ci(d[:, None], ci, n_boot, seed, level)[0]
+        return out
+    by_length: dict[int, list[int]] = defaultdict(list)
+    for i, d in enumerate(ds):
+        by_length[len(d)].append(i)
+    for where in by_length.values():
+        for start in range(0, len(where), _CI_BLOCK):
+            block = where[start:start + _CI_BLOCK]
+            x = np.array([ds[i] for i in block], dtype=np.float64).T  # (n, k), F-ordered
+            out[block, 0] = x.mean(axis=0)
+            out[block, 1:] = mean_ci(x, ci, n_boot, seed, level)
+    return out
 
 
 def paired_differences(runs: pd.DataFrame, condition: str, reference: str, metric: str,
@@ -165,12 +195,14 @@ def contrasts(runs: pd.DataFrame, metrics: list[str] | None = None,
         conditions = sorted(group["condition"].dropna().unique())
         wanted = pairs if pairs is not None else [
             *itertools.permutations(conditions, 2), *((c, INITIAL_WEIGHTS) for c in conditions)]
-        by_seed = group.groupby(["seed", "condition"])
-        for metric in metrics:
-            table = by_seed[metric].mean().unstack("condition")
-            twin = f"{TWIN_PREFIX}{metric}"
-            untrained = by_seed[twin].mean().unstack("condition").reindex(
-                index=table.index, columns=table.columns) if twin in group else None
+        # every metric's (and twin's) per-seed means in one groupby: seeds x (column, condition)
+        twins = [f"{TWIN_PREFIX}{metric}" for metric in metrics]
+        means = group.groupby(["seed", "condition"])[list(dict.fromkeys(
+            [*metrics, *(twin for twin in twins if twin in group)]))].mean().unstack("condition")
+        for metric, twin in zip(metrics, twins):
+            table = means[metric]
+            untrained = means[twin].reindex(index=table.index, columns=table.columns) \
+                if twin in group else None
             # seeds x conditions as arrays: one subtraction per pair, no pandas per pair
             column = {name: i for i, name in enumerate(table.columns)}
             trained = table.to_numpy(dtype=float)
@@ -189,13 +221,12 @@ def contrasts(runs: pd.DataFrame, metrics: list[str] | None = None,
                 d = d[np.isfinite(d)]
                 if len(d) == 0:
                     continue
-                low, high = mean_ci(d[:, None], ci, n_boot, seed, level)[0]
-                rows.append([*values, condition, reference, metric, len(d), float(d.mean()),
-                             float(low), float(high), np.nan])
+                rows.append([*values, condition, reference, metric, len(d)])
                 differences.append(d)
-    if rows:  # every p at once: contrasts with as many pairs share their sign vectors
-        for row, p in zip(rows, sign_flip_pvalues(differences, seed)):
-            row[-1] = float(p)
+    if rows:  # every CI and p at once: contrasts with as many pairs are computed together
+        for row, (mean, low, high), p in zip(rows, mean_cis(differences, ci, n_boot, seed, level),
+                                             sign_flip_pvalues(differences, seed)):
+            row += [float(mean), float(low), float(high), float(p)]
     out = pd.DataFrame(rows, columns=extra + CONTRAST_COLUMNS)
     if out.empty:
         return out

@@ -20,9 +20,7 @@ import pandas as pd
 # normal's ppf / cdf special.ndtri / ndtr, the functions scipy.stats.t and norm call.
 import scipy.special
 
-CI_METHODS = ("t", "bca", "percentile")
-DEFAULT_CI = "t"
-
+from mirror_sweep.sweep.ci import CI_METHODS, DEFAULT_CI
 from mirror_sweep.sweep.factors import varying_factors
 
 _BOOT_BLOCK = 2_000_000  # resample x replicate counts held at a time by bootstrap_means

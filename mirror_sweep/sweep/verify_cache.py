@@ -103,6 +103,7 @@ class VerifyCache:
         self.state: dict[str, Any] = {}  # what the last pass wrote (aggregate_sweep's business)
         self.table: Any = None  # the last pass's runs table, packed (aggregate_sweep's business)
         self.loaded: dict[str, Any] | None = None  # what the file held: {"runs": n, "state": ..}
+        self.token: bytes | None = None  # which file was loaded: its checksum and size
         self.names, self.headers, self.keys, self.choices = _Shared(), _Shared(), _Shared(), \
             _Shared()
 
@@ -125,6 +126,7 @@ class VerifyCache:
                 shared.id(value, key(value))
         self.table = content.get("table")
         self.old = content["runs"]
+        self.token = data[len(_MAGIC):head] + len(data).to_bytes(8, "little")
         self.loaded = {"runs": len(self.old), "state": state}
 
     def leaves(self, root: Path | str) -> dict[str, bytes]:
@@ -138,14 +140,28 @@ class VerifyCache:
                 known[base + run_id] = leaf
         return known
 
-    def lookup(self, run_id: str, folder: Path, leaf: bytes | None = None) -> dict | None:
+    def check(self, run_id: str, folder: Path | str) -> bytes | None:
+        """The stamp of the run's signed files when it is its entry's (the files unchanged),
+        else None; the entry stays for `lookup`. What the forked pre-pass (sweep/prepass.py)
+        finds out for `lookup(..., checked=)` in the parent, which loaded the same file."""
+        try:
+            names_id, sig = self.old[run_id][:2]
+            return sig if stamp(folder, self.names.items[names_id]) == sig else None
+        except Exception:  # noqa: BLE001 - no entry, or a malformed one: the run is verified
+            return None
+
+    def lookup(self, run_id: str, folder: Path, leaf: bytes | None = None,
+               checked: bytes | None = None) -> dict | None:
         """The cached Hydra record of the run when its files are unchanged, else None. Its
         runs-table values come as `values_packed` (see `values`). leaf: the folder's own stamp
-        when this pass's walk found it without a subfolder (kept in the entry)."""
+        when this pass's walk found it without a subfolder (kept in the entry). checked: the
+        stamp `check` found in this pass (by a cache loaded from the same file: `token`),
+        compared with the entry's instead of stat'ing the files again."""
         entry = self.old.pop(run_id, None)
         try:
             names_id, sig, record, values, old_leaf = entry
-            if stamp(folder, self.names.items[names_id]) != sig:
+            if (checked if checked is not None else stamp(folder, self.names.items[names_id])) \
+                    != sig:
                 return None
             config, overrides, choices, digest, headers = marshal.loads(record)
             job = {"config": config, "overrides": overrides, "choices": self.choices.items[choices],
