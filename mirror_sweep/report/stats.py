@@ -54,6 +54,15 @@ def report_contrasts(runs: pd.DataFrame, n_boot: int = 10_000, seed: int = 0,
                      seed=seed, ci=ci)
 
 
+def report_tables(runs: pd.DataFrame, n_boot: int = 10_000, seed: int = 0,
+                  ci: str = DEFAULT_CI, units: pd.DataFrame | None = None
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(report_stats, report_contrasts) of the runs, their derived metrics computed once."""
+    derived = derive_metrics(runs, units=units)
+    return (robustness(derived, metrics=REPORT_METRICS, n_boot=n_boot, seed=seed, ci=ci),
+            contrasts(derived, metrics=REPORT_METRICS, n_boot=n_boot, seed=seed, ci=ci))
+
+
 def contrasts_of(paired: pd.DataFrame | None, runs: pd.DataFrame) -> pd.DataFrame:
     """The rows of `paired` for the hidden size of `runs`, without the hidden_size column."""
     if paired is None:

@@ -3,8 +3,8 @@
 Aggregation starts by finding the job folders (jobs.walk_sweep), stat'ing the signed files of
 every cached run against the verification cache (VerifyCache.check) and examining the runs that
 are new or changed (jobs.examine); none of it needs numpy or pandas, whose imports (~0.5 s) the
-rest of the pass waits for. `Prepass.start` forks a child process that makes this `scan` while
-the parent imports them; `Prepass.result` then takes the child's answer (pickled through a pipe),
+rest of the pass waits for. `Prepass.start` forks a child process (sweep/forked.py) that makes this
+`scan` while the parent imports them; `Prepass.result` then takes the child's answer,
 and aggregate_sweep goes on from it as from a scan made in process: the same folders, the same
 cache hits (the parent compares each hit's stamp with its own copy of the same cache file,
 VerifyCache.token, without stat'ing again), the same examined jobs. The child examines the new
@@ -13,23 +13,20 @@ runs only when fewer than jobs.PARALLEL_MIN (more are left to aggregate's proces
 Failures: an error the scan raises in the child (a missing or empty sweep folder: SweepError, a
 permission error) is raised by `result` as it would be in process, with the child's traceback as
 a note. A child that ends without an answer (killed, out of memory) costs the scan made again in
-process, with a line on stderr: runs are never lost. Fork it before any thread is started (the
-command line does, first thing); the child runs only the standard library, PyYAML and the
-run-folder contract.
+process, with a line on stderr: runs are never lost. The command line forks it first thing
+(`worth_forking`: before pandas, with no other thread); the child runs only the standard
+library, PyYAML and the run-folder contract.
 """
 
 from __future__ import annotations
 
 import gc
-import os
-import pickle
-import signal
 import sys
-import threading
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from mirror_sweep.sweep.forked import ChildLost, Forked, can_fork
 
 if TYPE_CHECKING:
     from mirror_sweep.sweep.jobs import Job
@@ -88,8 +85,16 @@ def scan(path: Path | str, cache_file: Path | None) -> Scan:
 def worth_forking() -> bool:
     """Whether a pre-pass pays here, and forks safely: a process that has not imported pandas
     yet (the command line; not a notebook or the tests) and runs no other thread."""
-    return hasattr(os, "fork") and "pandas" not in sys.modules and \
-        threading.active_count() == 1
+    return "pandas" not in sys.modules and can_fork()
+
+
+def _scan_portably(path: Path, cache_file: Path | None) -> tuple:
+    """scan, as the child sends it: the folders as text (a pickled Path is rebuilt from its
+    parts, slower), no gc (a short-lived process of acyclic objects)."""
+    gc.disable()
+    found = scan(path, cache_file)
+    return (found.root, [str(folder) for folder in found.folders], found.leaves, found.token,
+            found.hits, found.fresh)
 
 
 class Prepass:
@@ -97,8 +102,7 @@ class Prepass:
 
     def __init__(self, path: Path | str, out_dir: Path | str | None, use_cache: bool) -> None:
         self.path, self.out_dir, self.use_cache = Path(path), out_dir, use_cache
-        self.pid: int | None = None
-        self.pipe: int | None = None
+        self.child: Forked | None = None
 
     @classmethod
     def start(cls, path: Path | str, out_dir: Path | str | None = None,
@@ -106,80 +110,33 @@ class Prepass:
         """Fork the child that scans the sweep at `path` for aggregate_sweep(path, out_dir,
         use_cache=use_cache)."""
         prepass = cls(path, out_dir, use_cache)
-        read_end, write_end = os.pipe()
-        for stream in (sys.stdout, sys.stderr):  # nothing buffered is written twice
-            stream.flush()
-        pid = os.fork()
-        if pid == 0:
-            os.close(read_end)
-            prepass._answer(write_end)  # never returns
-        os.close(write_end)
-        prepass.pid, prepass.pipe = pid, read_end
+        prepass.child = Forked(_scan_portably, prepass.path, prepass.cache_file())
         return prepass
 
-    def _answer(self, write_end: int) -> None:
-        """In the child: scan, send the answer (or the error), exit without cleaning up."""
-        code = 0
-        try:
-            gc.disable()  # a short-lived process of acyclic objects
-            try:
-                found = scan(self.path, cache_path(self.path, self.out_dir, self.use_cache))
-                # folders as text: a pickled Path is rebuilt from its parts (slower)
-                answer: tuple = ("scan", found.root, [str(f) for f in found.folders],
-                                 found.leaves, found.token, found.hits, found.fresh)
-            except BaseException as error:  # noqa: BLE001 - raised in the parent
-                error.add_note("(in the pre-pass process)\n" + "".join(
-                    traceback.format_exception(error)).rstrip())
-                answer = ("error", error)
-            try:
-                data = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
-            except Exception as error:  # noqa: BLE001 - an error that does not pickle
-                data = pickle.dumps(("error", RuntimeError(
-                    f"pre-pass: {type(answer[1]).__name__}: {answer[1]} ({error})")))
-            with open(write_end, "wb") as pipe:
-                pipe.write(data)
-        except BaseException:  # noqa: BLE001 - the parent scans again
-            code = 1
-        finally:
-            os._exit(code)
+    def cache_file(self) -> Path | None:
+        return cache_path(self.path, self.out_dir, self.use_cache)
 
     def matches(self, path: Path | str, out_dir: Path | str | None, use_cache: bool) -> bool:
         """Whether this pre-pass scanned for aggregate_sweep(path, out_dir, use_cache=...)."""
         return (Path(path), cache_path(path, out_dir, use_cache)) == \
-            (self.path, cache_path(self.path, self.out_dir, self.use_cache))
+            (self.path, self.cache_file())
 
     def result(self) -> Scan:
         """The child's scan; the error it raised; or, when it ended without an answer, the scan
         made here (with a line on stderr)."""
-        if self.pipe is None:
+        if self.child is None:
             raise RuntimeError("the pre-pass was not started, or its result was taken")
-        with open(self.pipe, "rb") as pipe:
-            data = pipe.read()
-        self.pipe = None
-        _, status = os.waitpid(self.pid, 0)
-        self.pid = None
+        child, self.child = self.child, None
         try:
-            kind, *answer = pickle.loads(data)
-        except Exception:  # noqa: BLE001 - no answer (killed, out of memory): scan here
-            how = (f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
-                   else f"exit code {os.waitstatus_to_exitcode(status)}")
-            print(f"mirror-aggregate: the pre-pass process ended without an answer ({how}); "
-                  "scanning the sweep again in this process", file=sys.stderr)
-            return scan(self.path, cache_path(self.path, self.out_dir, self.use_cache))
-        if kind == "error":
-            raise answer[0]
-        root, folders, leaves, token, hits, fresh = answer
+            root, folders, leaves, token, hits, fresh = child.result()
+        except ChildLost as lost:
+            print(f"mirror-aggregate: the pre-pass process {lost}; scanning the sweep again in "
+                  "this process", file=sys.stderr)
+            return scan(self.path, self.cache_file())
         return Scan(root, [Path(folder) for folder in folders], leaves, token, hits, fresh)
 
     def close(self) -> None:
         """Stop and reap the child when its result was not taken (an error before)."""
-        if self.pipe is not None:
-            os.close(self.pipe)
-            self.pipe = None
-        if self.pid is not None:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            os.waitpid(self.pid, 0)
-            self.pid = None
+        if self.child is not None:
+            self.child.close()
+            self.child = None

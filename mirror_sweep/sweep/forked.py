@@ -1,0 +1,108 @@
+"""A function run in a forked child process, its answer taken later: aggregation's second core.
+
+`Forked(function, *args)` forks; the child runs the function and sends back its return value or
+the exception it raised (pickled, through a pipe), then exits at once (no clean-up of the
+parent's state: os._exit). `result()` waits for the child and returns that value or raises that
+exception (with the child's traceback as a note); a child that ended without an answer (killed,
+out of memory) raises `ChildLost`, which callers turn into the same work done in process.
+`close()` stops and reaps a child whose result is not wanted. The child's CPU time is the
+parent's children's (it is reaped), so timings of the whole command include it.
+
+Fork only where it is safe: a process running no other thread (`can_fork`).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+
+class ChildLost(RuntimeError):
+    """The forked child ended without an answer; the message says how."""
+
+
+def can_fork() -> bool:
+    """Whether this process can fork safely: a POSIX fork, and no other thread running."""
+    if not hasattr(os, "fork") or threading.active_count() != 1:
+        return False
+    try:  # threads Python does not know of (a BLAS pool): one task is this thread alone
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return sys.platform != "linux"
+
+
+class Forked:
+    """`function(*args)` run in a forked child process; `result()` takes its answer."""
+
+    def __init__(self, function: Callable[..., Any], *args: Any) -> None:
+        read_end, write_end = os.pipe()
+        for stream in (sys.stdout, sys.stderr):  # nothing buffered is written twice
+            stream.flush()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_end)
+            _answer(write_end, function, args)  # never returns
+        os.close(write_end)
+        self.pid: int | None = pid
+        self.pipe: int | None = read_end
+
+    def result(self) -> Any:
+        """The function's return value; the exception it raised; ChildLost without an answer."""
+        if self.pipe is None:
+            raise RuntimeError("the forked child's result was taken already")
+        with open(self.pipe, "rb") as pipe:
+            data = pipe.read()
+        self.pipe = None
+        _, status = os.waitpid(self.pid, 0)
+        self.pid = None
+        try:
+            kind, value = pickle.loads(data)
+        except Exception:  # noqa: BLE001 - no (whole) answer
+            how = (f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
+                   else f"exit code {os.waitstatus_to_exitcode(status)}")
+            raise ChildLost(f"ended without an answer ({how})") from None
+        if kind == "error":
+            raise value
+        return value
+
+    def close(self) -> None:
+        """Stop and reap the child when its result was not taken."""
+        if self.pipe is not None:
+            os.close(self.pipe)
+            self.pipe = None
+        if self.pid is not None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(self.pid, 0)
+            self.pid = None
+
+
+def _answer(write_end: int, function: Callable[..., Any], args: tuple) -> None:
+    """In the child: run, send the value or the error, exit without cleaning up."""
+    code = 0
+    try:
+        try:
+            answer: tuple = ("value", function(*args))
+        except BaseException as error:  # noqa: BLE001 - raised in the parent
+            error.add_note("(in a forked child process)\n" + "".join(
+                traceback.format_exception(error)).rstrip())
+            answer = ("error", error)
+        try:
+            data = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as error:  # noqa: BLE001 - a value or error that does not pickle
+            data = pickle.dumps(("error", RuntimeError(
+                f"forked child: {type(answer[1]).__name__}: {answer[1]} ({error})")))
+        with open(write_end, "wb") as pipe:
+            pipe.write(data)
+    except BaseException:  # noqa: BLE001 - the parent sees no answer
+        code = 1
+    finally:
+        os._exit(code)
