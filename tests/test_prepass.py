@@ -62,6 +62,15 @@ def test_aggregation_from_the_pre_pass_writes_the_files_of_one_without(sweep, tm
         aggregate_sweep(sweep, tmp_path / "elsewhere", prepass=Prepass.start(sweep))
 
 
+def test_examining_in_two_halves_gives_the_jobs_of_one_process(sweep, monkeypatch):
+    root = Path(sweep)
+    folders = scan(root, None).folders  # no cache: every job folder examined
+    one = prepass._examine_each(folders, root)
+    monkeypatch.setattr(prepass, "SPLIT_MIN", 2)
+    monkeypatch.setattr(prepass, "can_fork", lambda: True)
+    assert prepass.examined(folders, root) == one and len(one) == 15
+
+
 def test_a_child_that_dies_costs_a_scan_in_process(sweep, monkeypatch, capfd):
     parent, original = os.getpid(), prepass.scan
 

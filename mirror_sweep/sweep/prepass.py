@@ -8,7 +8,8 @@ rest of the pass waits for. `Prepass.start` forks a child process (sweep/forked.
 and aggregate_sweep goes on from it as from a scan made in process: the same folders, the same
 cache hits (the parent compares each hit's stamp with its own copy of the same cache file,
 VerifyCache.token, without stat'ing again), the same examined jobs. The child examines the new
-runs only when fewer than jobs.PARALLEL_MIN (more are left to aggregate's process pool).
+runs only when fewer than jobs.PARALLEL_MIN (more are left to aggregate's process pool), half of
+them in a child of its own (`examined`).
 
 Failures: an error the scan raises in the child (a missing or empty sweep folder: SweepError, a
 permission error) is raised by `result` as it would be in process, with the child's traceback as
@@ -30,6 +31,11 @@ from mirror_sweep.sweep.forked import ChildLost, Forked, can_fork
 
 if TYPE_CHECKING:
     from mirror_sweep.sweep.jobs import Job
+
+
+# Fewer runs to examine than this are not split with a second process (a fork and two pickles
+# cost about what examining ~3 runs does).
+SPLIT_MIN = 16
 
 
 @dataclass
@@ -77,9 +83,33 @@ def scan(path: Path | str, cache_file: Path | None) -> Scan:
             todo.append(folder)
         else:
             hits[run_id] = sig
-    fresh = [jobs.examine(folder, root) for folder in todo] \
-        if len(todo) < jobs.PARALLEL_MIN else None
+    fresh = examined(todo, root) if len(todo) < jobs.PARALLEL_MIN else None
     return Scan(root, folders, leaves, cache.token, hits, fresh)
+
+
+def examined(folders: list[Path], root: Path) -> list[Job]:
+    """jobs.examine of each folder, in order; the second half by a forked child when there are
+    at least SPLIT_MIN and this process can fork (the other core is free once the parent has
+    imported pandas; a child that dies costs its half examined here)."""
+    if len(folders) < SPLIT_MIN or not can_fork():
+        return _examine_each(folders, root)
+    half = len(folders) // 2
+    child = Forked(_examine_each, folders[half:], root)
+    try:
+        first = _examine_each(folders[:half], root)
+        try:
+            second = child.result()
+        except ChildLost:
+            second = _examine_each(folders[half:], root)
+    finally:
+        child.close()
+    return first + second
+
+
+def _examine_each(folders: list[Path], root: Path) -> list[Job]:
+    from mirror_sweep.sweep.jobs import examine
+
+    return [examine(folder, root) for folder in folders]
 
 
 def worth_forking() -> bool:
