@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import functools
 import gc
 import os
 import sys
@@ -145,7 +144,6 @@ def _aggregate(args: argparse.Namespace, prepass: Prepass | None = None) -> int:
 
 def _report(args: argparse.Namespace, result: Aggregate) -> int:
     """Robustness, contrasts, the claims report and the figures of an aggregated sweep."""
-    from mirror_sweep.report.signature import signature_table
     from mirror_sweep.report.stats import headline_stats, report_tables
     from mirror_sweep.sweep import results
     from mirror_sweep.sweep.aggregate import read_aggregate
@@ -161,9 +159,7 @@ def _report(args: argparse.Namespace, result: Aggregate) -> int:
     # One bootstrap per aggregation: robustness.csv, the claims and the figures read this table.
     # The same for the seed-paired contrasts: contrasts.csv and the claims' paired rules.
     common = {"n_boot": args.n_boot, "seed": args.seed, "ci": args.ci, "units": units}
-    signature = None if sweep.runs.empty else functools.partial(  # (while the contrasts run)
-        signature_table, sweep.runs, n_boot=args.n_boot, seed=args.seed, ci=args.ci)
-    stats, paired, signature = report_tables(sweep.runs, **common, meanwhile=signature)
+    stats, paired = report_tables(sweep.runs, **common)
     results.write_table(out_dir / "robustness.csv", headline_stats(stats))
     results.write_table(out_dir / "contrasts.csv", paired)
     print_summary(result)
@@ -171,7 +167,7 @@ def _report(args: argparse.Namespace, result: Aggregate) -> int:
         from mirror_sweep.report.write import write_report  # matplotlib only when reporting
 
         write_report(sweep, out_dir, figures=not args.no_figures, n_boot=args.n_boot,
-                     seed=args.seed, stats=stats, paired=paired, ci=args.ci, signature=signature)
+                     seed=args.seed, stats=stats, paired=paired, ci=args.ci)
     if sweep.runs.empty:
         print(f"mirror-aggregate: no complete run in {sweep.path}", file=sys.stderr)
         return errors.EXIT_RUN_FAILED

@@ -13,12 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from mirror_sweep.report import stats as report_stats
 from mirror_sweep.sweep import aggregate, prepass, verify_cache
-from mirror_sweep.sweep.aggregate import SweepError, aggregate_sweep, examine_all, load_sweep
+from mirror_sweep.sweep.aggregate import SweepError, aggregate_sweep, examine_all
 from mirror_sweep.sweep.prepass import Prepass, Scan, cache_path, scan
 from mirror_sweep.sweep.synthetic import write_sweep
 from mirror_sweep.sweep.verify_cache import VerifyCache
@@ -159,28 +157,6 @@ def test_a_cache_writer_error_is_raised_by_finish(sweep, forking, monkeypatch):
     with pytest.raises(OSError) as raised:
         result.finish()
     assert raised.value.errno == errno.ENOSPC and "a forked child" in str(raised.value.__notes__)
-
-
-def test_report_tables_with_contrasts_from_a_forked_child_are_the_ones_made_here(sweep,
-                                                                                 monkeypatch):
-    runs = load_sweep(sweep, progress_every=0).runs
-    monkeypatch.setattr(report_stats, "can_fork", lambda: False)
-    here = report_stats.report_tables(runs, n_boot=20, meanwhile=lambda: "signature")
-    monkeypatch.setattr(report_stats, "can_fork", lambda: True)
-    forked = report_stats.report_tables(runs, n_boot=20, meanwhile=lambda: "signature")
-    assert forked[2] == here[2] == "signature" and len(here[1]) > 0
-    for mine, theirs in zip(forked[:2], here[:2]):
-        pd.testing.assert_frame_equal(mine, theirs, check_exact=True)
-    parent, original = os.getpid(), report_stats.contrasts
-
-    def dying(*args):
-        if os.getpid() != parent:
-            os._exit(5)
-        return original(*args)
-
-    monkeypatch.setattr(report_stats, "contrasts", dying)  # the child dies: made here
-    again = report_stats.report_tables(runs, n_boot=20)
-    pd.testing.assert_frame_equal(again[1], here[1], check_exact=True)
 
 
 # mirror-aggregate, counting the pre-passes it starts

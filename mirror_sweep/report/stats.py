@@ -9,15 +9,11 @@ one call per reader.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import pandas as pd
 
 from mirror_sweep.report.claims import CLAIMS, derive_metrics, needed_metrics
 from mirror_sweep.sweep.contrasts import CONTRAST_COLUMNS, contrasts
 from mirror_sweep.sweep.factors import FACTORS
-from mirror_sweep.sweep.forked import ChildLost, Forked, can_fork
 from mirror_sweep.sweep.summaries import DEFAULT_CI, HEADLINE_METRICS, ROBUSTNESS_STATS, robustness
 
 # The per-run metrics Figures 2-3 summarise across seeds.
@@ -59,29 +55,12 @@ def report_contrasts(runs: pd.DataFrame, n_boot: int = 10_000, seed: int = 0,
 
 
 def report_tables(runs: pd.DataFrame, n_boot: int = 10_000, seed: int = 0,
-                  ci: str = DEFAULT_CI, units: pd.DataFrame | None = None,
-                  meanwhile: Callable[[], Any] | None = None
-                  ) -> tuple[pd.DataFrame, pd.DataFrame, Any]:
-    """(report_stats, report_contrasts, meanwhile()) of the runs, their derived metrics computed
-    once. The contrasts are computed by a forked child process (sweep/forked.py) when this one
-    can fork safely, while this one computes the statistics and calls `meanwhile` (None: no
-    call); a child that dies costs the contrasts computed here."""
+                  ci: str = DEFAULT_CI, units: pd.DataFrame | None = None
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(report_stats, report_contrasts) of the runs, their derived metrics computed once."""
     derived = derive_metrics(runs, units=units)
-    arguments = (derived, REPORT_METRICS, None, ci, n_boot, seed)
-    child = Forked(contrasts, *arguments) if len(derived) and can_fork() else None
-    try:
-        stats = robustness(derived, metrics=REPORT_METRICS, n_boot=n_boot, seed=seed, ci=ci)
-        extra = meanwhile() if meanwhile is not None else None
-        if child is None:
-            return stats, contrasts(*arguments), extra
-        try:
-            paired, child = child.result(), None
-        except ChildLost:
-            paired, child = contrasts(*arguments), None
-        return stats, paired, extra
-    finally:
-        if child is not None:  # an error here: the child is not waited for
-            child.close()
+    return (robustness(derived, metrics=REPORT_METRICS, n_boot=n_boot, seed=seed, ci=ci),
+            contrasts(derived, metrics=REPORT_METRICS, n_boot=n_boot, seed=seed, ci=ci))
 
 
 def contrasts_of(paired: pd.DataFrame | None, runs: pd.DataFrame) -> pd.DataFrame:

@@ -26,11 +26,11 @@ FIGURES_DIR = "figures"
 def write_report(sweep: Sweep, out_dir: Path | str, figures: bool = True, n_boot: int = 10_000,
                  seed: int = 0, example_run: str | None = None,
                  stats: pd.DataFrame | None = None, paired: pd.DataFrame | None = None,
-                 ci: str = DEFAULT_CI, signature: pd.DataFrame | None = None) -> list[Path]:
+                 ci: str = DEFAULT_CI) -> list[Path]:
     """Write the claims report and (unless figures=False) the figures; print a summary.
 
     stats, paired: report_stats / report_contrasts of the sweep when the caller already has
-    them (else computed here with n_boot and seed); signature: its signature_table, likewise.
+    them (else computed here with n_boot and seed).
 
     Returns:
         The files written: claims.csv, claims.md (ending with the "which design reproduces the
@@ -43,8 +43,7 @@ def write_report(sweep: Sweep, out_dir: Path | str, figures: bool = True, n_boot
         paired = report_contrasts(sweep.runs, n_boot=n_boot, seed=seed, ci=ci,
                                   units=sweep.units)
     table = write_claims(sweep, out, stats, paired=paired)
-    if signature is None:
-        signature = signature_table(sweep.runs, n_boot=n_boot, seed=seed, ci=ci)
+    signature = signature_table(sweep.runs, n_boot=n_boot, seed=seed, ci=ci)
     results.write_table(out / "signature.csv", signature)
     text = (out / "claims.md").read_text() + signature_markdown(signature)
     results.write_atomic(out / "claims.md", lambda f: f.write(text))
