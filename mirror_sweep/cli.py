@@ -126,28 +126,17 @@ def aggregate_main(argv: list[str] | None = None) -> int:
 
 
 def _aggregate(args: argparse.Namespace, prepass: Prepass | None = None) -> int:
-    from mirror_sweep.sweep.aggregate import SweepError, aggregate_sweep
+    from mirror_sweep.report.stats import headline_stats, report_tables
+    from mirror_sweep.sweep import results
+    from mirror_sweep.sweep.aggregate import SweepError, aggregate_sweep, read_aggregate
 
     try:  # the per-run tables are streamed to CSV; robustness is written below, with the claims'
         result = aggregate_sweep(args.sweep_dir, args.out, n_boot=args.n_boot, seed=args.seed,
                                  workers=args.workers, progress_every=0 if args.quiet else 100,
-                                 summary=lambda runs: None, prepass=prepass,
-                                 background_save=True)
+                                 summary=lambda runs: None, prepass=prepass)
     except SweepError as error:
         print(f"mirror-aggregate: {error}", file=sys.stderr)
         return errors.EXIT_BAD_INPUT
-    try:
-        return _report(args, result)
-    finally:  # the verification cache, written meanwhile by a child process
-        result.finish()
-
-
-def _report(args: argparse.Namespace, result: Aggregate) -> int:
-    """Robustness, contrasts, the claims report and the figures of an aggregated sweep."""
-    from mirror_sweep.report.stats import headline_stats, report_tables
-    from mirror_sweep.sweep import results
-    from mirror_sweep.sweep.aggregate import read_aggregate
-
     sweep, out_dir = result.sweep, result.out
     # Figures need the per-unit and per-decoder tables (read back from the CSVs); the claims only
     # each unit's r.

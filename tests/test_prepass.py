@@ -1,12 +1,9 @@
-"""mirror-aggregate's forked children (sweep/forked.py): the pre-pass (sweep/prepass.py) scans as
-the parent would, and the verification cache written in the background is the file written in
-process; a child that dies costs the work done in process (never a lost run or cache), and a
+"""mirror-aggregate's forked pre-pass (sweep/prepass.py, sweep/forked.py): its scan is the one the
+parent would make; a child that dies costs the scan made in process (never a lost run), and a
 child's error is raised in the parent."""
 
 from __future__ import annotations
 
-import errno
-import marshal
 import os
 import shutil
 import subprocess
@@ -15,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mirror_sweep.sweep import aggregate, prepass, verify_cache
+from mirror_sweep.sweep import aggregate, prepass
 from mirror_sweep.sweep.aggregate import SweepError, aggregate_sweep, examine_all
 from mirror_sweep.sweep.prepass import Prepass, Scan, cache_path, scan
 from mirror_sweep.sweep.synthetic import write_sweep
@@ -104,59 +101,6 @@ def test_hits_checked_against_another_cache_file_are_checked_again(sweep):
     by_id = {job.run_id: job for job in jobs}
     assert cache.hits == 12 and by_id["3"].state == "unreadable" and not by_id["3"].from_cache
     assert by_id["13"].problem is None and not by_id["13"].from_cache
-
-
-def read_cache(path: Path) -> dict:
-    data = path.read_bytes()
-    assert data.startswith(verify_cache._MAGIC)
-    return marshal.loads(data[len(verify_cache._MAGIC) + 4:])
-
-
-@pytest.fixture()
-def forking(monkeypatch):
-    """Background saves fork in the test process too (whatever threads the suite started)."""
-    monkeypatch.setattr(verify_cache, "can_fork", lambda: True)
-
-
-def test_a_cache_written_in_the_background_is_the_one_written_in_process(sweep, forking,
-                                                                          tmp_path):
-    result = aggregate_sweep(sweep, n_boot=20, progress_every=0, background_save=True)
-    cache = result.cache
-    assert cache is not None and cache.writing is not None  # a child is writing it
-    result.finish()
-    assert result.cache is None and cache.writing is None
-    in_process = tmp_path / "in-process.marshal"
-    cache.path, written = in_process, cache.path
-    cache._write()
-    # the same content (marshal's bytes depend on reference counts at the time of writing)
-    assert read_cache(written) == read_cache(in_process)
-    again = aggregate_sweep(sweep, n_boot=20, progress_every=0)
-    assert again.n_cached == 14  # 12 runs + 2 new ones (run 3 is still corrupt)
-
-
-def test_a_cache_writer_that_dies_costs_the_file_written_here(sweep, forking, monkeypatch):
-    parent, original = os.getpid(), verify_cache.VerifyCache._write
-
-    def dying(self):
-        if os.getpid() != parent:
-            os._exit(3)
-        original(self)
-
-    monkeypatch.setattr(verify_cache.VerifyCache, "_write", dying)
-    (sweep / "aggregate" / verify_cache.CACHE_FILE).unlink()
-    aggregate_sweep(sweep, n_boot=20, progress_every=0, background_save=True).finish()
-    assert aggregate_sweep(sweep, n_boot=20, progress_every=0).n_cached == 14
-
-
-def test_a_cache_writer_error_is_raised_by_finish(sweep, forking, monkeypatch):
-    def full(self):
-        raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
-
-    monkeypatch.setattr(verify_cache.VerifyCache, "_write", full)
-    result = aggregate_sweep(sweep, n_boot=20, progress_every=0, background_save=True)
-    with pytest.raises(OSError) as raised:
-        result.finish()
-    assert raised.value.errno == errno.ENOSPC and "a forked child" in str(raised.value.__notes__)
 
 
 # mirror-aggregate, counting the pre-passes it starts

@@ -467,21 +467,13 @@ class Aggregate:
     out: Path
     shapes: dict[str, tuple[int, int]]  # rows x columns of every table written
     n_cached: int  # runs taken from the verification cache (not re-read)
-    cache: VerifyCache | None = None  # its file still being written (background_save)
-
-    def finish(self) -> None:
-        """Wait until the verification cache is written (aggregate_sweep(background_save=True));
-        raises the error writing it met."""
-        if self.cache is not None:
-            cache, self.cache = self.cache, None
-            cache.wait()
 
 
 def aggregate_sweep(path: Path | str, out_dir: Path | str | None = None, n_boot: int = 10_000,
                     seed: int = 0, workers: int = 1, progress_every: int = 100,
                     use_cache: bool = True,
                     summary: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
-                    prepass: Prepass | None = None, background_save: bool = False) -> Aggregate:
+                    prepass: Prepass | None = None) -> Aggregate:
     """Aggregate a sweep into CSV files with memory bounded by the per-run table.
 
     Writes the same files as write_aggregate(load_sweep(path)) (same tables; the per-unit,
@@ -491,15 +483,12 @@ def aggregate_sweep(path: Path | str, out_dir: Path | str | None = None, n_boot:
     a summary returning None leaves robustness.csv to the caller).
     workers > 1 verifies runs in that many processes. prepass: the scan of the sweep started in
     a forked process for these arguments (prepass.Prepass.start(path, out_dir, use_cache)),
-    taken instead of one made here. background_save: the verification cache is written by a
-    forked child process (VerifyCache.save) while the caller goes on: call `finish()` on the
-    result before relying on the file (or ending the process).
+    taken instead of one made here.
     """
     if prepass is not None and not prepass.matches(path, out_dir, use_cache):
         raise ValueError(f"the pre-pass scanned {prepass.path} for other arguments")
     with paused_gc():
-        result = _aggregate_sweep(path, out_dir, workers, progress_every, use_cache, prepass,
-                                  background_save)
+        result = _aggregate_sweep(path, out_dir, workers, progress_every, use_cache, prepass)
     runs = result.sweep.runs  # the statistics with the collector on (pandas makes cycles)
     table = robustness(runs, n_boot=n_boot, seed=seed) if summary is None else summary(runs)
     if table is not None:
@@ -524,7 +513,7 @@ def paused_gc() -> Iterator[None]:
 
 def _aggregate_sweep(path: Path | str, out_dir: Path | str | None, workers: int,
                      progress_every: int, use_cache: bool,
-                     prepass: Prepass | None = None, background_save: bool = False) -> Aggregate:
+                     prepass: Prepass | None = None) -> Aggregate:
     """aggregate_sweep but robustness.csv."""
     out = Path(out_dir) if out_dir is not None else Path(path) / AGGREGATE_DIR
     cache = VerifyCache(out / CACHE_FILE if use_cache else None)
@@ -601,11 +590,11 @@ def _aggregate_sweep(path: Path | str, out_dir: Path | str | None, workers: int,
         results.write_table(out / "runs.csv", sweep.runs)
     cache.state.update(runs_layout=runs_layout, runs_file=stamp(out, ["runs.csv"]))
     write_run_level(out, sweep, None)
-    cache.save(background=background_save)
+    cache.save()
     shapes = {"runs": sweep.runs.shape,
               **{name: (s.rows, len(RUN_COLUMNS) + len(s.columns)) for name, s in streams.items()},
               "failed": sweep.failed.shape, "duplicates": sweep.duplicates.shape}
-    return Aggregate(sweep, out, shapes, cache.hits, cache if cache.writing else None)
+    return Aggregate(sweep, out, shapes, cache.hits)
 
 
 def unpacked(job: Job, cache: VerifyCache) -> Job:

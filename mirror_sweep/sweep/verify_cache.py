@@ -31,8 +31,6 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from mirror_sweep.sweep.forked import ChildLost, Forked, can_fork
-
 CACHE_FILE = ".verified.marshal"
 # Caches of earlier versions (JSON): removed when the cache is written.
 LEGACY_FILES = (".verified.json",)
@@ -92,7 +90,6 @@ class VerifyCache:
         self.stored = 0  # entries stored (verified) or dropped in this pass
         self.hits = 0
         self.table_changed = False  # set by whoever replaces `table`
-        self.writing: Forked | None = None  # the child writing the file (save(background=True))
         self._forget()
         if self.path is not None and self.path.exists():
             try:
@@ -215,34 +212,15 @@ class VerifyCache:
             and self.hits == self.loaded["runs"] == len(self.new) \
             and self.state == self.loaded["state"]  # (replaced, never changed in place)
 
-    def save(self, background: bool = False) -> None:
+    def save(self) -> None:
         """Write the entries looked up or stored in this pass (runs gone from the sweep drop out);
-        nothing when the file already holds them (`unchanged`). Removes a legacy cache.
-        background: write it in a forked child process (sweep/forked.py) when this process can
-        fork safely, while this one goes on; `wait` then takes its end."""
+        nothing when the file already holds them (`unchanged`). Removes a legacy cache."""
         if self.path is None:
             return
         for name in LEGACY_FILES:
             self.path.with_name(name).unlink(missing_ok=True)
         if self.unchanged():
             return
-        if background and can_fork():
-            self.writing = Forked(self._write)
-        else:
-            self._write()
-
-    def wait(self) -> None:
-        """After save(background=True): wait for the child writing the file and raise its error
-        (a full disk); a child that died without writing it costs the file written here."""
-        writing, self.writing = self.writing, None
-        if writing is None:
-            return
-        try:
-            writing.result()
-        except ChildLost:
-            self._write()
-
-    def _write(self) -> None:
         content = {"version": CACHE_VERSION, "marshal": marshal.version,
                    "names": self.names.items, "headers": self.headers.items,
                    "keys": self.keys.items, "choices": self.choices.items,
