@@ -185,11 +185,22 @@ def condition_labels(jobs: list[Job]) -> list[str]:
     (minus the seed and the other keys of _UNLABELLED_KEYS); "default" when there is none."""
     readable = [job for job in jobs if job.error is None]
     counts = Counter(override for job in readable for override in set(job.overrides))
+    labelled: dict[str, bool] = {}  # override -> part of labels (decided once per override)
+
+    def in_label(override: str) -> bool:
+        key = override_key(override)
+        return counts[override] < len(readable) and key not in _UNLABELLED_KEYS \
+            and not key.startswith("hydra")
+
     labels = []
     for job in jobs:
-        varying = [o for o in job.overrides if counts[o] < len(readable)
-                   and override_key(o) not in _UNLABELLED_KEYS
-                   and not override_key(o).startswith("hydra")]
+        varying = []
+        for o in job.overrides:
+            keep = labelled.get(o)
+            if keep is None:
+                keep = labelled[o] = in_label(o)
+            if keep:
+                varying.append(o)
         head = [str(job.choices["condition"])] if job.choices.get("condition") else []
         labels.append(",".join(head + varying) or "default")
     return labels

@@ -28,6 +28,8 @@ FACTORS: dict[str, str] = {
     "stay_prob": "env.stay_prob",
 }
 
+_FACTOR_PARTS = [(column, key.split(".")) for column, key in FACTORS.items()]  # (run by run)
+
 
 def reference_values() -> dict[str, object]:
     """Each factor's reference value: the schema default, enums as their string value."""
@@ -44,9 +46,9 @@ def reference_values() -> dict[str, object]:
 def factor_values(config: dict) -> dict[str, object]:
     """The factor columns of one job from its (nested, plain) config; None where absent."""
     values = {}
-    for column, key in FACTORS.items():
+    for column, parts in _FACTOR_PARTS:
         value = config
-        for part in key.split("."):
+        for part in parts:
             value = value.get(part) if isinstance(value, dict) else None
         values[column] = value
     return values

@@ -153,9 +153,10 @@ def _find_job_folders(path: Path, known: dict[str, bytes] | None = None
 
 def relative_id(folder: Path, root: Path) -> str:
     """The run_id: the folder relative to the sweep, or its own name when it is the sweep."""
-    if folder == root:
+    text, top = str(folder), str(root)
+    if text == top:  # (as folder == root, without pathlib's comparison)
         return folder.name
-    text, base = str(folder), str(root).rstrip("/") + "/"
+    base = top.rstrip("/") + "/"
     # the job folders are found under root: a string cut, not pathlib's (slow) relative_to
     return text[len(base):] if text.startswith(base) else folder.relative_to(root).as_posix()
 
