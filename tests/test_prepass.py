@@ -67,17 +67,17 @@ def test_examining_in_two_halves_gives_the_jobs_of_one_process(sweep, monkeypatc
 
 
 def test_a_child_that_dies_costs_a_scan_in_process(sweep, monkeypatch, capfd):
-    parent, original = os.getpid(), prepass.scan
+    parent, original = os.getpid(), prepass._scan
 
     def dying(*args):
         if os.getpid() != parent:
             os._exit(7)  # killed before answering
         return original(*args)
 
-    monkeypatch.setattr(prepass, "scan", dying)
+    monkeypatch.setattr(prepass, "_scan", dying)
     found = Prepass.start(sweep).result()
     assert "pre-pass process ended without an answer (exit code 7)" in capfd.readouterr().err
-    assert found == original(sweep, cache_path(sweep, None, True))
+    assert found == scan(sweep, cache_path(sweep, None, True)) and found.folders[0] == sweep / "0"
 
 
 def test_errors_in_the_child_are_raised_in_the_parent(tmp_path):

@@ -137,9 +137,10 @@ def find_job_folders(path: Path) -> list[Path]:
     return _find_job_folders(Path(path))[0]
 
 
-def _find_job_folders(path: Path, known: dict[str, bytes] | None = None
-                      ) -> tuple[list[Path], dict[str, bytes]]:
-    """find_job_folders, and the leaf stamps of _Walk (`known`: those of the last pass)."""
+def _find_job_folders(path: Path, known: dict[str, bytes] | None = None, text: bool = False
+                      ) -> tuple[list[Path] | list[str], dict[str, bytes]]:
+    """find_job_folders, and the leaf stamps of _Walk (`known`: those of the last pass); text:
+    the folders as text."""
     root = str(path)
     walk = _Walk(known)
     walk.visit(root, top=True)
@@ -148,17 +149,19 @@ def _find_job_folders(path: Path, known: dict[str, bytes] | None = None
     def key(folder: str) -> tuple:
         return natural_key(path.name if folder == root else folder[len(base):])
 
-    return [Path(folder) for folder in sorted(walk.found, key=key)], walk.leaves
+    found = sorted(walk.found, key=key)
+    return (found if text else [Path(folder) for folder in found]), walk.leaves
 
 
-def relative_id(folder: Path, root: Path) -> str:
+def relative_id(folder: Path | str, root: Path) -> str:
     """The run_id: the folder relative to the sweep, or its own name when it is the sweep."""
     text, top = str(folder), str(root)
     if text == top:  # (as folder == root, without pathlib's comparison)
-        return folder.name
+        return Path(folder).name
     base = top.rstrip("/") + "/"
     # the job folders are found under root: a string cut, not pathlib's (slow) relative_to
-    return text[len(base):] if text.startswith(base) else folder.relative_to(root).as_posix()
+    return text[len(base):] if text.startswith(base) else \
+        Path(folder).relative_to(root).as_posix()
 
 
 # libyaml's loader is ~10x faster than OmegaConf.load; the files are Hydra's own plain YAML dumps.
@@ -359,15 +362,16 @@ def sweep_folders(path: Path | str) -> tuple[Path, list[Path]]:
     return root, folders
 
 
-def walk_sweep(path: Path | str, known: dict[str, bytes] | None = None
-                   ) -> tuple[Path, list[Path], dict[str, bytes]]:
-    """sweep_folders, and the leaf stamps of its walk (_Walk; `known`: the last pass's)."""
+def walk_sweep(path: Path | str, known: dict[str, bytes] | None = None, text: bool = False
+               ) -> tuple[Path, list[Path] | list[str], dict[str, bytes]]:
+    """sweep_folders, and the leaf stamps of its walk (_Walk; `known`: the last pass's); text:
+    the folders as text."""
     root = Path(path)
     if not root.is_dir():
         raise SweepError(f"no such sweep folder: {root}")
     if not any(root.iterdir()):
         raise SweepError(f"the sweep folder is empty: {root}")
-    folders, leaves = _find_job_folders(root, known)
+    folders, leaves = _find_job_folders(root, known, text)
     if not folders:
         raise SweepError(f"no runs in {root}: no job folder (one holding {HYDRA_DIR}/ or "
                          f"{results.STATUS_FILE})")

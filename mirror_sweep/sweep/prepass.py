@@ -69,12 +69,19 @@ def cache_path(path: Path | str, out_dir: Path | str | None, use_cache: bool) ->
 def scan(path: Path | str, cache_file: Path | None) -> Scan:
     """Find the job folders under `path`, check them against the cache at `cache_file` (None:
     none) and examine the others when fewer than jobs.PARALLEL_MIN. SweepError as walk_sweep."""
+    found = _scan(path, cache_file)
+    found.folders = [Path(folder) for folder in found.folders]
+    return found
+
+
+def _scan(path: Path | str, cache_file: Path | None) -> Scan:
+    """scan, with the folders as text."""
     from mirror_sweep.sweep import jobs
     from mirror_sweep.sweep.verify_cache import VerifyCache
 
     cache = VerifyCache(cache_file)
     root, folders, leaves = jobs.walk_sweep(
-        path, cache.leaves(Path(path)) if cache_file is not None else None)
+        path, cache.leaves(Path(path)) if cache_file is not None else None, text=True)
     hits, todo = {}, []
     for folder in folders:
         run_id = jobs.relative_id(folder, root)
@@ -87,7 +94,7 @@ def scan(path: Path | str, cache_file: Path | None) -> Scan:
     return Scan(root, folders, leaves, cache.token, hits, fresh)
 
 
-def examined(folders: list[Path], root: Path) -> list[Job]:
+def examined(folders: list[Path] | list[str], root: Path) -> list[Job]:
     """jobs.examine of each folder, in order; the second half by a forked child when there are
     at least SPLIT_MIN and this process can fork (the other core is free once the parent has
     imported pandas; a child that dies costs its half examined here)."""
@@ -106,7 +113,7 @@ def examined(folders: list[Path], root: Path) -> list[Job]:
     return first + second
 
 
-def _examine_each(folders: list[Path], root: Path) -> list[Job]:
+def _examine_each(folders: list[Path] | list[str], root: Path) -> list[Job]:
     from mirror_sweep.sweep.jobs import examine
 
     return [examine(folder, root) for folder in folders]
@@ -122,9 +129,8 @@ def _scan_portably(path: Path, cache_file: Path | None) -> tuple:
     """scan, as the child sends it: the folders as text (a pickled Path is rebuilt from its
     parts, slower), no gc (a short-lived process of acyclic objects)."""
     gc.disable()
-    found = scan(path, cache_file)
-    return (found.root, [str(folder) for folder in found.folders], found.leaves, found.token,
-            found.hits, found.fresh)
+    found = _scan(path, cache_file)
+    return (found.root, found.folders, found.leaves, found.token, found.hits, found.fresh)
 
 
 class Prepass:
