@@ -77,7 +77,7 @@ def test_a_child_that_dies_costs_a_scan_in_process(sweep, monkeypatch, capfd):
     monkeypatch.setattr(prepass, "_scan", dying)
     found = Prepass.start(sweep).result()
     assert "pre-pass process ended without an answer (exit code 7)" in capfd.readouterr().err
-    assert found == scan(sweep, cache_path(sweep, None, True)) and found.folders[0] == sweep / "0"
+    assert found == scan(sweep, cache_path(sweep, None, True)) and found.folders[0] == str(sweep / "0")
 
 
 def test_errors_in_the_child_are_raised_in_the_parent(tmp_path):

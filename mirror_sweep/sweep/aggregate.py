@@ -103,7 +103,7 @@ class Sweep:
     ablation: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
-def examine_all(root: Path, folders: list[Path], cache: VerifyCache | None = None,
+def examine_all(root: Path, folders: list[Path] | list[str], cache: VerifyCache | None = None,
                 workers: int = 1, progress_every: int = 0,
                 leaves: dict[str, bytes] | None = None, scan: Scan | None = None) -> list[Job]:
     """Examine every job folder (unchanged cached runs from the cache), in the folders' order.
@@ -554,7 +554,8 @@ def _aggregate_sweep(path: Path | str, out_dir: Path | str | None, workers: int,
                 rows.append(run_row(unpacked(job, cache), level))
             if i >= done:  # runs before `done` are in the files already, unchanged
                 try:
-                    texts = {name: _read_text(job.folder / file) if job.headers.get(name) else ""
+                    texts = {name: _read_text(os.path.join(job.folder, file))
+                             if job.headers.get(name) else ""
                              for name, (file, _) in TABLES.items()}
                 except (OSError, UnicodeDecodeError) as error:  # changed since it was verified
                     failed.append({**problem_row(level), "status": "unreadable",

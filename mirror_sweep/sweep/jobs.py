@@ -63,7 +63,7 @@ class Job:
     failed-table status (failed, running, missing, unreadable, ...) and `problem` says why.
     """
 
-    folder: Path
+    folder: Path | str  # (as found: text when the pre-pass found it, prepass.Scan)
     run_id: str
     config: dict[str, Any]
     overrides: list[str]

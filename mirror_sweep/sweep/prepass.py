@@ -42,14 +42,16 @@ SPLIT_MIN = 16
 class Scan:
     """The job folders of a sweep checked against the verification cache.
 
-    root, folders, leaves: as jobs.walk_sweep gives them; token: the cache file's
+    root, folders, leaves: as jobs.walk_sweep(text=True) gives them (the folders as text: a
+    Path per folder costs ~25 ms at 10^4 runs, and they travel through a pipe); token: the cache
+    file's
     (VerifyCache.token, None without one); hits: {run_id: stamp of its signed files} of the runs
     whose files are those of their cache entry (VerifyCache.check); fresh: the other job folders
     examined (jobs.examine), in order, or None when there were too many (left to the caller).
     """
 
     root: Path
-    folders: list[Path]
+    folders: list[str]
     leaves: dict[str, bytes]
     token: bytes | None
     hits: dict[str, bytes]
@@ -69,13 +71,10 @@ def cache_path(path: Path | str, out_dir: Path | str | None, use_cache: bool) ->
 def scan(path: Path | str, cache_file: Path | None) -> Scan:
     """Find the job folders under `path`, check them against the cache at `cache_file` (None:
     none) and examine the others when fewer than jobs.PARALLEL_MIN. SweepError as walk_sweep."""
-    found = _scan(path, cache_file)
-    found.folders = [Path(folder) for folder in found.folders]
-    return found
+    return _scan(path, cache_file)  # (monkeypatched in the tests' child processes)
 
 
 def _scan(path: Path | str, cache_file: Path | None) -> Scan:
-    """scan, with the folders as text."""
     from mirror_sweep.sweep import jobs
     from mirror_sweep.sweep.verify_cache import VerifyCache
 
@@ -125,12 +124,10 @@ def worth_forking() -> bool:
     return "pandas" not in sys.modules and can_fork()
 
 
-def _scan_portably(path: Path, cache_file: Path | None) -> tuple:
-    """scan, as the child sends it: the folders as text (a pickled Path is rebuilt from its
-    parts, slower), no gc (a short-lived process of acyclic objects)."""
+def _scan_in_child(path: Path, cache_file: Path | None) -> Scan:
+    """scan, with no gc (a short-lived process of acyclic objects)."""
     gc.disable()
-    found = _scan(path, cache_file)
-    return (found.root, found.folders, found.leaves, found.token, found.hits, found.fresh)
+    return _scan(path, cache_file)
 
 
 class Prepass:
@@ -146,7 +143,7 @@ class Prepass:
         """Fork the child that scans the sweep at `path` for aggregate_sweep(path, out_dir,
         use_cache=use_cache)."""
         prepass = cls(path, out_dir, use_cache)
-        prepass.child = Forked(_scan_portably, prepass.path, prepass.cache_file())
+        prepass.child = Forked(_scan_in_child, prepass.path, prepass.cache_file())
         return prepass
 
     def cache_file(self) -> Path | None:
@@ -164,12 +161,11 @@ class Prepass:
             raise RuntimeError("the pre-pass was not started, or its result was taken")
         child, self.child = self.child, None
         try:
-            root, folders, leaves, token, hits, fresh = child.result()
+            return child.result()
         except ChildLost as lost:
             print(f"mirror-aggregate: the pre-pass process {lost}; scanning the sweep again in "
                   "this process", file=sys.stderr)
             return scan(self.path, self.cache_file())
-        return Scan(root, [Path(folder) for folder in folders], leaves, token, hits, fresh)
 
     def close(self) -> None:
         """Stop and reap the child when its result was not taken (an error before)."""
