@@ -12,8 +12,9 @@ in `failed` and listed in `duplicates`.
 `write_aggregate` writes such a Sweep as CSV files. `aggregate_sweep` (what `mirror-aggregate`
 runs) streams the per-unit, per-decoder and per-epoch tables run by run into the CSV files, so
 memory holds only the per-run table, and reuses a verification cache (`verify_cache`) so that
-unchanged runs are neither re-hashed nor re-parsed. Both give the same tables. Per-run files are
-only read.
+unchanged runs are neither re-hashed nor re-parsed; `mirror-aggregate` gives it the job folders
+found and checked by a pre-pass forked before pandas was imported (sweep/prepass.py). Both give
+the same tables. Per-run files are only read.
 """
 
 from __future__ import annotations

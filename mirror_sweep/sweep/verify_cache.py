@@ -18,7 +18,9 @@ which only costs a full verification. Each run's entry is a few bytes objects (i
 its Hydra record, its runs-table values), so loading a large cache creates a few objects per
 run, and a run's values are only unpacked when the runs table has to be rebuilt. The cache also
 keeps what the last pass wrote (`state`, aggregate_sweep's business) and its runs table
-(`table`, packed columns).
+(`table`, packed columns). `check` stats a run's files against its entry without taking it, and
+`token` names the file loaded: the forked pre-pass (sweep/prepass.py) checks every run in a child
+process, and the parent, which loaded the same file, takes each hit with `lookup(checked=)`.
 """
 
 from __future__ import annotations
