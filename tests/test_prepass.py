@@ -103,6 +103,18 @@ def test_hits_checked_against_another_cache_file_are_checked_again(sweep):
     assert by_id["13"].problem is None and not by_id["13"].from_cache
 
 
+@pytest.mark.slow
+def test_what_the_child_runs_imports_neither_numpy_nor_pandas():
+    """The pre-pass overlaps the parent's imports only while the scan needs none of them."""
+    code = ("import sys, mirror_sweep.cli as cli, mirror_sweep.sweep.prepass, "
+            "mirror_sweep.sweep.jobs, mirror_sweep.sweep.verify_cache; cli.build_parser(); "
+            "print(sorted(m for m in ('numpy', 'pandas', 'scipy') if m in sys.modules))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
 # mirror-aggregate, counting the pre-passes it starts
 _COUNTING_FORKS = (
     "import sys, mirror_sweep.cli as cli, mirror_sweep.sweep.prepass as p; started = []; "
