@@ -15,6 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)"
 	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/python -m compileall -q mirror_sweep hydra_plugins  # bytecode, even where PYTHONDONTWRITEBYTECODE is set
 	touch $@
 
 # The main job: the paper's experiment, then its ablation sweep (resumable), then the report.

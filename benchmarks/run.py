@@ -558,6 +558,7 @@ def main() -> None:
     args = parser.parse_args()
     out = args.out or (None if args.quick else RESULTS_MD)
     rounds = args.rounds or (1 if args.quick else 3)
+    processes.compile_package()
     load_before, start = os.getloadavg(), time.perf_counter()
     only = set(args.only.split(",")) if args.only else {"1", "2", "3", "4"}
     rows, target5 = [], []
