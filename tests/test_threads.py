@@ -97,47 +97,45 @@ def test_cpu_load_counts_other_processes_only(tmp_path, monkeypatch):
     assert CpuLoad(tmp_path / "no-such-file").others() is None
 
 
-def test_training_threads_follow_the_load(tmp_path, monkeypatch):
-    machine = FakeMachine(tmp_path, monkeypatch)
-    monkeypatch.setattr(threads, "PROC_STAT", machine.stat)
+@pytest.fixture
+def machine(tmp_path, monkeypatch):
+    """A FakeMachine whose /proc/stat the thread policy reads; torch's thread count restored."""
+    fake = FakeMachine(tmp_path, monkeypatch)
+    monkeypatch.setattr(threads, "PROC_STAT", fake.stat)
     before = torch.get_num_threads()
-    try:
-        job = JobThreads(ThreadPolicy(None, 2))
-        machine.run(1.0, own_cores=1.0, other_cores=0.0)  # start-up on a quiet machine
-        job.start_training()
-        assert torch.get_num_threads() == 2
-        with job.baseline():  # evaluation on one thread
-            assert torch.get_num_threads() == 1
-        assert torch.get_num_threads() == 2
-        machine.run(0.2, own_cores=1.5, other_cores=0.5)
-        job.tick()  # not yet RECHECK_S since the last reading
-        assert torch.get_num_threads() == 2
-        machine.run(0.5, own_cores=1.2, other_cores=0.8)  # another process takes a core
-        job.tick()
-        assert torch.get_num_threads() == 1
-        machine.run(0.6, own_cores=1.0, other_cores=0.1)  # it is gone
-        job.tick()
-        assert torch.get_num_threads() == 2
-        job.end_training()
-        assert torch.get_num_threads() == 1
-        assert job.summary() == {"torch_threads": 2, "torch_threads_policy": "adaptive 1-2",
-                                 "torch_thread_switches": 2}
-    finally:
-        torch.set_num_threads(before)
+    yield fake
+    torch.set_num_threads(before)
 
 
-def test_busy_at_start_trains_on_one_thread(tmp_path, monkeypatch):
-    machine = FakeMachine(tmp_path, monkeypatch)
-    monkeypatch.setattr(threads, "PROC_STAT", machine.stat)
-    before = torch.get_num_threads()
-    try:
-        job = JobThreads(ThreadPolicy(None, 2))
-        machine.run(1.0, own_cores=1.0, other_cores=1.0)
-        job.start_training()
+def test_training_threads_follow_the_load(machine):
+    job = JobThreads(ThreadPolicy(None, 2))
+    machine.run(1.0, own_cores=1.0, other_cores=0.0)  # start-up on a quiet machine
+    job.start_training()
+    assert torch.get_num_threads() == 2
+    with job.baseline():  # evaluation on one thread
         assert torch.get_num_threads() == 1
-        assert job.summary()["torch_threads"] == 1
-    finally:
-        torch.set_num_threads(before)
+    assert torch.get_num_threads() == 2
+    machine.run(0.2, own_cores=1.5, other_cores=0.5)
+    job.tick()  # not yet RECHECK_S since the last reading
+    assert torch.get_num_threads() == 2
+    machine.run(0.5, own_cores=1.2, other_cores=0.8)  # another process takes a core
+    job.tick()
+    assert torch.get_num_threads() == 1
+    machine.run(0.6, own_cores=1.0, other_cores=0.1)  # it is gone
+    job.tick()
+    assert torch.get_num_threads() == 2
+    job.end_training()
+    assert torch.get_num_threads() == 1
+    assert job.summary() == {"torch_threads": 2, "torch_threads_policy": "adaptive 1-2",
+                             "torch_thread_switches": 2}
+
+
+def test_busy_at_start_trains_on_one_thread(machine):
+    job = JobThreads(ThreadPolicy(None, 2))
+    machine.run(1.0, own_cores=1.0, other_cores=1.0)
+    job.start_training()
+    assert torch.get_num_threads() == 1
+    assert job.summary()["torch_threads"] == 1
 
 
 def test_training_gives_the_same_parameters_on_one_and_two_threads():
