@@ -137,8 +137,8 @@ def analyze_activations(perform, observe, perform_actions, observe_actions, *, s
         and the size of the geometry nulls; k of the unit subsets as fractions of H, the
         fraction whose subset decoding goes into the summary, random subsets per k;
         n_threads: with 2 or more, the permutation null runs in a thread of its own (its chunks
-        in n_threads - 1) beside the other analyses (results do not depend on it). The number of actions K is max(action) + 1 over both
-        action arrays.
+        in n_threads - 1) beside the other analyses (results do not depend on it).
+        The number of actions K is max(action) + 1 over both action arrays.
 
     Returns:
         AnalysisResult (units, decoding, subset_decoding, summary).
