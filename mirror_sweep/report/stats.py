@@ -41,8 +41,7 @@ def report_stats(runs: pd.DataFrame, n_boot: int = 10_000, seed: int = 0,
     Columns: condition, [each swept factor that varies], metric, n, mean, sd, ci_low, ci_high,
     grouped_by.
     """
-    return robustness(derive_metrics(runs, units=units), metrics=REPORT_METRICS, n_boot=n_boot,
-                      seed=seed, ci=ci)
+    return _stats(derive_metrics(runs, units=units), n_boot, seed, ci)
 
 
 def report_contrasts(runs: pd.DataFrame, n_boot: int = 10_000, seed: int = 0,
@@ -50,8 +49,7 @@ def report_contrasts(runs: pd.DataFrame, n_boot: int = 10_000, seed: int = 0,
     """sweep.contrasts of REPORT_METRICS (with the derived metrics): every ordered pair of
     conditions sharing seeds and every condition against its runs' untrained network; the
     table aggregation writes as contrasts.csv and the claims' paired rules read."""
-    return contrasts(derive_metrics(runs, units=units), metrics=REPORT_METRICS, n_boot=n_boot,
-                     seed=seed, ci=ci)
+    return _contrasts(derive_metrics(runs, units=units), n_boot, seed, ci)
 
 
 def report_tables(runs: pd.DataFrame, n_boot: int = 10_000, seed: int = 0,
@@ -59,8 +57,15 @@ def report_tables(runs: pd.DataFrame, n_boot: int = 10_000, seed: int = 0,
                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(report_stats, report_contrasts) of the runs, their derived metrics computed once."""
     derived = derive_metrics(runs, units=units)
-    return (robustness(derived, metrics=REPORT_METRICS, n_boot=n_boot, seed=seed, ci=ci),
-            contrasts(derived, metrics=REPORT_METRICS, n_boot=n_boot, seed=seed, ci=ci))
+    return _stats(derived, n_boot, seed, ci), _contrasts(derived, n_boot, seed, ci)
+
+
+def _stats(derived: pd.DataFrame, n_boot: int, seed: int, ci: str) -> pd.DataFrame:
+    return robustness(derived, metrics=REPORT_METRICS, n_boot=n_boot, seed=seed, ci=ci)
+
+
+def _contrasts(derived: pd.DataFrame, n_boot: int, seed: int, ci: str) -> pd.DataFrame:
+    return contrasts(derived, metrics=REPORT_METRICS, n_boot=n_boot, seed=seed, ci=ci)
 
 
 def contrasts_of(paired: pd.DataFrame | None, runs: pd.DataFrame) -> pd.DataFrame:
