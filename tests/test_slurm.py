@@ -19,7 +19,8 @@ import pytest
 import yaml
 
 from mirror_sweep.sweep import results
-from mirror_sweep.sweep.aggregate import find_job_folders, load_sweep
+from mirror_sweep.sweep.aggregate import load_sweep
+from mirror_sweep.sweep.jobs import find_job_folders
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER_SCRIPT = REPO / "scripts" / "slurm_cluster.sh"

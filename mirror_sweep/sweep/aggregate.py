@@ -41,30 +41,19 @@ from mirror_sweep.sweep import jobs as job_folders
 from mirror_sweep.sweep import results
 from mirror_sweep.sweep.contrasts import contrasts
 from mirror_sweep.sweep.factors import FACTORS, factor_values
-from mirror_sweep.sweep.jobs import (  # noqa: F401 - re-exported: aggregation's public names
+from mirror_sweep.sweep.jobs import (
     AGGREGATE_DIR,
     GROUP_CHOICES,
-    HYDRA_DIR,
-    OPTIONAL_TABLES,
     RUN_COLUMNS,
     TABLES,
     Job,
-    SweepError,
+    SweepError,  # noqa: F401 - what aggregate_sweep raises
     examine,
-    find_job_folders,
-    flatten,
     natural_key,
-    read_choices,
-    read_job,
-    read_status,
-    read_yaml,
     recorded,
     relative_id,
-    run_values,
     short_error,
     sweep_folders,
-    table_columns,
-    verify_run,
 )
 from mirror_sweep.sweep.prepass import Prepass, Scan
 from mirror_sweep.sweep.summaries import DEFAULT_CI, robustness

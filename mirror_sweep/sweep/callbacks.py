@@ -46,7 +46,7 @@ def job_outcome(folder: Path, since: float) -> str:
 
 def job_outcomes(sweep_dir: Path, since: float) -> dict[Path, str]:
     """The outcome of every job folder under `sweep_dir`."""
-    from mirror_sweep.sweep.aggregate import find_job_folders  # pandas: only once it has ended
+    from mirror_sweep.sweep.jobs import find_job_folders
 
     return {folder: job_outcome(folder, since) for folder in find_job_folders(sweep_dir)}
 

@@ -133,7 +133,7 @@ class VerifyCache:
 
     def leaves(self, root: Path | str) -> dict[str, bytes]:
         """{job folder: its own stamp} of the runs whose folder had no subfolder to search
-        (aggregate._Walk): such a folder is not listed again while its stamp holds."""
+        (jobs._Walk): such a folder is not listed again while its stamp holds."""
         base = str(root).rstrip("/") + "/"
         known = {}
         for run_id, entry in self.old.items():
