@@ -67,7 +67,7 @@ def test_null_has_the_bits_of_a_sparse_product_summing_in_sequence_order():
     perform, observe = planted(rng)
     perform[..., 3] = 1.5  # a constant unit: its column is nan either way
     cross = pairing_cross_products(perform, observe)
-    perms = draw_sequence_permutations(N, 2500, seed=8)  # 3 chunks, the last one partial
+    perms = draw_sequence_permutations(N, 4500, seed=8)  # 3 chunks, the last one partial
     offsets = np.arange(N) * N
     select = scipy.sparse.csr_matrix(
         (np.ones(perms.size), (offsets + perms).ravel(), np.arange(0, perms.size + 1, N)),
@@ -136,7 +136,7 @@ def test_null_is_reproducible_from_seed():
 def test_null_does_not_depend_on_the_thread_count():
     rng = np.random.default_rng(6)
     perform, observe = planted(rng)
-    one = permutation_null(perform, observe, 5000, seed=1)  # 5 chunks of permutations
+    one = permutation_null(perform, observe, 5000, seed=1)  # 3 chunks of permutations
     np.testing.assert_array_equal(one, permutation_null(perform, observe, 5000, seed=1,
                                                         n_threads=2))
 
