@@ -16,7 +16,7 @@ from mirror_sweep.config import to_run_config
 from mirror_sweep.run import threads
 from mirror_sweep.run.experiment import RunSeeds, build_model, make_data, run_experiment
 from mirror_sweep.run.threads import CpuLoad, JobThreads, ThreadPolicy, thread_policy
-from mirror_sweep.run.train import train
+from mirror_sweep.run.train import evaluate, to_tensors, train
 from tests.conftest import compose_config
 
 
@@ -161,6 +161,28 @@ def test_training_gives_the_same_parameters_on_one_and_two_threads():
             assert losses[0] == losses[1]
     finally:
         torch.set_num_threads(before)
+
+
+def test_evaluation_shares_the_training_threads_and_keeps_its_losses(machine):
+    """During 2-thread training the held-out evaluation's forward pass runs on both threads and
+    its losses on the baseline: the values of a 1-thread evaluation. At this size (1,024 test
+    sequences) a loss reduction on 2 threads rounds differently, which the last lines check."""
+    cfg = to_run_config(compose_config(
+        ["train.epochs=1", "data.n_train=256", "data.n_test=1024"], tiny=False))
+    seeds = RunSeeds.from_seed(cfg.seed)
+    train_set, test_set = make_data(cfg, seeds)
+    model = build_model(cfg, seeds.init)
+    torch.set_num_threads(1)
+    train(model, train_set, test_set, cfg.train, cfg.objective,
+          torch.Generator().manual_seed(seeds.batches))
+    tensors = to_tensors(test_set)
+    one_thread = evaluate(model, tensors, cfg.objective)
+    job = JobThreads(ThreadPolicy(None, 2))
+    machine.run(1.0, own_cores=1.0, other_cores=0.0)
+    job.start_training()
+    assert evaluate(model, tensors, cfg.objective, job) == one_thread
+    assert torch.get_num_threads() == 2  # back on the training threads
+    assert evaluate(model, tensors, cfg.objective) != one_thread  # all of it on 2 threads
 
 
 def test_run_experiment_sets_the_thread_budget_and_keeps_the_results():

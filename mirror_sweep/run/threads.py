@@ -10,11 +10,12 @@ cores this process may use is read from /proc/stat (minus this process's own CPU
 RECHECK_S of training, and the thread count follows it (1 as soon as others use more than
 BUSY_CORES). A machine without /proc/stat gets 1 thread.
 
-What stays on 1 thread, so that a run's files do not depend on the machine's load: the evaluation
-during training, the read-out of hidden states, the analyses' BLAS and the causal ablation (their
-large reductions would be split across threads and round differently). The training steps
-themselves give the same parameters on 1 and 2 threads (tests/test_threads.py); at large batches
-the reported batch-mean losses can differ in the last bits. `train.torch_threads=1` pins
+What stays on 1 thread, so that a run's files do not depend on the machine's load: the losses
+of the evaluation during training, the read-out of hidden states, the analyses' BLAS and the
+causal ablation (their large reductions would be split across threads and round differently).
+The training steps themselves give the same parameters on 1 and 2 threads, and the evaluation's
+forward pass the same states (their products split by rows; tests/test_threads.py); at large
+batches the reported batch-mean losses can differ in the last bits. `train.torch_threads=1` pins
 everything to one thread; `train.torch_threads=N` gives N fixed threads on a dedicated machine;
 a scheduler's `cpus_per_task` (submitit) gives the job cores of its own; a parallel local
 launcher's jobs share the cores (cap cores // n_jobs, so 2 workers on 2 cores get 1 thread each).
@@ -64,7 +65,7 @@ class ThreadPolicy:
 
     @property
     def baseline(self) -> int:
-        """Threads outside the training steps (evaluation, read-outs, analyses)."""
+        """Threads outside the training steps (evaluation losses, read-outs, analyses)."""
         return self.fixed or 1
 
     def describe(self) -> str:
@@ -182,7 +183,8 @@ class JobThreads:
 
     @contextmanager
     def baseline(self):
-        """Run a block (an evaluation) on the baseline, then go back to training's threads."""
+        """Run a block (an evaluation's losses) on the baseline, then go back to training's
+        threads."""
         if self.policy is None or self.training_threads in (None, self.policy.baseline):
             yield
             return

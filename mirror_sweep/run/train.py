@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, replace
 
 import numpy as np
@@ -80,16 +81,24 @@ def to_tensors(data: SequenceSet) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def evaluate(model: MirrorGRU, tensors: dict[str, torch.Tensor],
-             objective: ObjectiveConfig) -> dict[str, float]:
+             objective: ObjectiveConfig, threads: JobThreads | None = None) -> dict[str, float]:
     """Each term's loss (true labels, unshuffled) and observe-mode action accuracy on a set:
-    {term}_loss for every term of the objective, observe_accuracy."""
+    {term}_loss for every term of the objective, observe_accuracy.
+
+    The core's states run on the threads torch has (during training, the training steps'):
+    their products split across threads by rows, which gives the same bits on any count. The
+    losses and the accuracy run on `threads`' baseline: a second thread would split their
+    reductions and round differently (tests/test_threads.py).
+    """
     model.eval()
     perform_hidden, observe_hidden = model(tensors["perform_actions"], tensors["observe_sensory"])
-    plain = replace(objective, shuffle_observe_labels=False)
-    losses = objective_losses(model, perform_hidden, observe_hidden, tensors, plain, None)
-    correct = model.action_head(observe_hidden).argmax(-1) == tensors["observe_actions"]
-    return {**{f"{name}_loss": loss.item() for name, loss in losses.items() if name != "total"},
-            "observe_accuracy": correct.float().mean().item()}
+    with threads.baseline() if threads is not None else nullcontext():
+        plain = replace(objective, shuffle_observe_labels=False)
+        losses = objective_losses(model, perform_hidden, observe_hidden, tensors, plain, None)
+        correct = model.action_head(observe_hidden).argmax(-1) == tensors["observe_actions"]
+        return {**{f"{name}_loss": loss.item() for name, loss in losses.items()
+                   if name != "total"},
+                "observe_accuracy": correct.float().mean().item()}
 
 
 def train(model: MirrorGRU, train_set: SequenceSet, test_set: SequenceSet,
@@ -101,7 +110,8 @@ def train(model: MirrorGRU, train_set: SequenceSet, test_set: SequenceSet,
     Each row has history_columns(objective): epoch, train_{loss}_loss per loss of the objective
     and total (batch means), test_{term}_loss, test_observe_accuracy. Raises NonFiniteLossError
     at the first non-finite loss. `threads` sets the training steps' threads (re-checked between
-    steps) and evaluates on its baseline (run/threads.py); None leaves torch's setting alone.
+    steps), which the held-out evaluation's forward pass shares; its losses run on the baseline
+    (run/threads.py). None leaves torch's setting alone.
     """
     threads = threads or JobThreads(None)
     tensors, test_tensors = to_tensors(train_set), to_tensors(test_set)
@@ -135,8 +145,7 @@ def train(model: MirrorGRU, train_set: SequenceSet, test_set: SequenceSet,
                 sums[key] += losses[key].item()
             n_batches += 1
         row = {"epoch": epoch, **{f"train_{k}_loss": v / n_batches for k, v in sums.items()}}
-        with threads.baseline():
-            test = evaluate(model, test_tensors, objective)
+        test = evaluate(model, test_tensors, objective, threads)
         row.update({f"test_{k}": v for k, v in test.items()})
         history.append(row)
         if on_epoch is not None:
