@@ -163,6 +163,33 @@ def test_training_gives_the_same_parameters_on_one_and_two_threads():
         torch.set_num_threads(before)
 
 
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+def test_forward_pass_gives_the_same_states_on_one_and_two_threads(cell):
+    """What the evaluation's forward pass on the training threads rests on: each cell type's
+    states and read-out heads, shared and separate cores, are the same bits on 1 and 2 threads."""
+    before = torch.get_num_threads()
+    try:
+        for shared in ["true", "false"]:
+            cfg = to_run_config(compose_config(
+                ["data.n_train=64", "data.n_test=300", f"model.cell={cell}",
+                 f"model.shared_core={shared}"], tiny=False))
+            seeds = RunSeeds.from_seed(cfg.seed)
+            _, test_set = make_data(cfg, seeds)
+            model = build_model(cfg, seeds.init).eval()
+            tensors = to_tensors(test_set)
+            outputs = []
+            for n in [1, 2]:
+                torch.set_num_threads(n)
+                with torch.no_grad():
+                    perform, observe = model(tensors["perform_actions"],
+                                             tensors["observe_sensory"])
+                    outputs.append([perform, observe, model.sensory_head(perform),
+                                    model.action_head(observe)])
+            assert all(torch.equal(a, b) for a, b in zip(*outputs))
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_evaluation_shares_the_training_threads_and_keeps_its_losses(machine):
     """During 2-thread training the held-out evaluation's forward pass runs on both threads and
     its losses on the baseline: the values of a 1-thread evaluation. At this size (1,024 test
