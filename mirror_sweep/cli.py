@@ -127,9 +127,14 @@ def aggregate_main(argv: list[str] | None = None) -> int:
 
 def _aggregate(args: argparse.Namespace, prepass: Prepass | None = None) -> int:
     from mirror_sweep.report.stats import headline_stats, report_tables
-    from mirror_sweep.sweep import results
+    from mirror_sweep.sweep import results, unit_r
     from mirror_sweep.sweep.aggregate import SweepError, aggregate_sweep, read_aggregate
+    from mirror_sweep.sweep.jobs import output_dir
 
+    # The claims read each unit's r: the file the last pass left is read now, while the pre-pass
+    # scans the sweep, and after the pass only the rows it appended (sweep/unit_r.py).
+    earlier = unit_r.read_before(output_dir(args.sweep_dir, args.out) / "units.csv") \
+        if prepass is not None and args.no_figures else None
     try:  # the per-run tables are streamed to CSV; robustness is written below, with the claims'
         result = aggregate_sweep(args.sweep_dir, args.out, n_boot=args.n_boot, seed=args.seed,
                                  workers=args.workers, progress_every=0 if args.quiet else 100,
@@ -144,7 +149,8 @@ def _aggregate(args: argparse.Namespace, prepass: Prepass | None = None) -> int:
         sweep = read_aggregate(out_dir, sweep)
         units = sweep.units
     else:
-        units = read_unit_r(out_dir / "units.csv") if not sweep.runs.empty else None
+        units = unit_r.read_after(out_dir / "units.csv", earlier, result.kept_files.get("units")) \
+            if not sweep.runs.empty else None
     # One bootstrap per aggregation: robustness.csv, the claims and the figures read this table.
     # The same for the seed-paired contrasts: contrasts.csv and the claims' paired rules.
     common = {"n_boot": args.n_boot, "seed": args.seed, "ci": args.ci, "units": units}
@@ -161,13 +167,6 @@ def _aggregate(args: argparse.Namespace, prepass: Prepass | None = None) -> int:
         print(f"mirror-aggregate: no complete run in {sweep.path}", file=sys.stderr)
         return errors.EXIT_RUN_FAILED
     return errors.EXIT_OK
-
-
-def read_unit_r(path: Path):
-    """run_id and r of the aggregated units table (what the claims read of it)."""
-    import pandas as pd
-
-    return pd.read_csv(path, usecols=["run_id", "r"], dtype={"run_id": str})
 
 
 if __name__ == "__main__":

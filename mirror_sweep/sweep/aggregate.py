@@ -50,6 +50,7 @@ from mirror_sweep.sweep.jobs import (
     SweepError,  # noqa: F401 - what aggregate_sweep raises
     examine,
     natural_key,
+    output_dir,
     recorded,
     relative_id,
     short_error,
@@ -468,6 +469,10 @@ class Aggregate:
     out: Path
     shapes: dict[str, tuple[int, int]]  # rows x columns of every table written
     n_cached: int  # runs taken from the verification cache (not re-read)
+    # per streamed table whose file as the last pass left it is the start of this pass's (new
+    # runs' rows appended, or none), that file's stamp (verify_cache.stamp); tables written anew
+    # are absent
+    kept_files: dict[str, bytes] = field(default_factory=dict)
 
 
 def aggregate_sweep(path: Path | str, out_dir: Path | str | None = None, n_boot: int = 10_000,
@@ -516,7 +521,7 @@ def _aggregate_sweep(path: Path | str, out_dir: Path | str | None, workers: int,
                      progress_every: int, use_cache: bool,
                      prepass: Prepass | None = None) -> Aggregate:
     """aggregate_sweep but robustness.csv."""
-    out = Path(out_dir) if out_dir is not None else Path(path) / AGGREGATE_DIR
+    out = output_dir(path, out_dir)
     cache = VerifyCache(out / CACHE_FILE if use_cache else None)
     scan = prepass.result() if prepass is not None else None  # (the cache loaded meanwhile)
     if scan is not None:
@@ -596,7 +601,8 @@ def _aggregate_sweep(path: Path | str, out_dir: Path | str | None, workers: int,
     shapes = {"runs": sweep.runs.shape,
               **{name: (s.rows, len(RUN_COLUMNS) + len(s.columns)) for name, s in streams.items()},
               "failed": sweep.failed.shape, "duplicates": sweep.duplicates.shape}
-    return Aggregate(sweep, out, shapes, cache.hits)
+    kept_files = {name: previous["files"][name] for name in TABLES} if done else {}
+    return Aggregate(sweep, out, shapes, cache.hits, kept_files)
 
 
 def unpacked(job: Job, cache: VerifyCache) -> Job:

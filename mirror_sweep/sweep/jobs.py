@@ -153,6 +153,12 @@ def _find_job_folders(path: Path, known: dict[str, bytes] | None = None, text: b
     return (found if text else [Path(folder) for folder in found]), walk.leaves
 
 
+def output_dir(path: Path | str, out_dir: Path | str | None) -> Path:
+    """Where an aggregation of the sweep at `path` writes: out_dir, by default AGGREGATE_DIR in
+    the sweep."""
+    return Path(out_dir) if out_dir is not None else Path(path) / AGGREGATE_DIR
+
+
 def relative_id(folder: Path | str, root: Path) -> str:
     """The run_id: the folder relative to the sweep, or its own name when it is the sweep."""
     text, top = str(folder), str(root)

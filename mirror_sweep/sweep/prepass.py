@@ -60,12 +60,12 @@ class Scan:
 
 def cache_path(path: Path | str, out_dir: Path | str | None, use_cache: bool) -> Path | None:
     """The verification cache aggregate_sweep reads (None: no cache)."""
-    from mirror_sweep.sweep.jobs import AGGREGATE_DIR
+    from mirror_sweep.sweep.jobs import output_dir
     from mirror_sweep.sweep.verify_cache import CACHE_FILE
 
     if not use_cache:
         return None
-    return (Path(out_dir) if out_dir is not None else Path(path) / AGGREGATE_DIR) / CACHE_FILE
+    return output_dir(path, out_dir) / CACHE_FILE
 
 
 def scan(path: Path | str, cache_file: Path | None) -> Scan:
