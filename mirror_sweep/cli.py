@@ -131,10 +131,10 @@ def _aggregate(args: argparse.Namespace, prepass: Prepass | None = None) -> int:
     from mirror_sweep.sweep.aggregate import SweepError, aggregate_sweep, read_aggregate
     from mirror_sweep.sweep.jobs import output_dir
 
-    # The claims read each unit's r: the file the last pass left is read now, while the pre-pass
-    # scans the sweep, and after the pass only the rows it appended (sweep/unit_r.py).
-    earlier = unit_r.read_before(output_dir(args.sweep_dir, args.out) / "units.csv") \
-        if prepass is not None and args.no_figures else None
+    # The claims read each unit's r: that of the last pass's units.csv is taken now, while the
+    # pre-pass scans the sweep, and after the pass only the rows it appended (sweep/unit_r.py).
+    earlier = unit_r.read_before(output_dir(args.sweep_dir, args.out)) if args.no_figures \
+        else None
     try:  # the per-run tables are streamed to CSV; robustness is written below, with the claims'
         result = aggregate_sweep(args.sweep_dir, args.out, n_boot=args.n_boot, seed=args.seed,
                                  workers=args.workers, progress_every=0 if args.quiet else 100,
@@ -149,8 +149,11 @@ def _aggregate(args: argparse.Namespace, prepass: Prepass | None = None) -> int:
         sweep = read_aggregate(out_dir, sweep)
         units = sweep.units
     else:
-        units = unit_r.read_after(out_dir / "units.csv", earlier, result.kept_files.get("units")) \
-            if not sweep.runs.empty else None
+        units = None
+        if not sweep.runs.empty:
+            now = unit_r.read_after(out_dir, earlier, result.kept_files.get("units"))
+            unit_r.keep(out_dir, now)
+            units = now.table
     # One bootstrap per aggregation: robustness.csv, the claims and the figures read this table.
     # The same for the seed-paired contrasts: contrasts.csv and the claims' paired rules.
     common = {"n_boot": args.n_boot, "seed": args.seed, "ci": args.ci, "units": units}

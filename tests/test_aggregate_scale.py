@@ -14,7 +14,7 @@ import yaml
 
 from mirror_sweep.cli import aggregate_main
 from mirror_sweep.config import ConfigError, keeps_activations
-from mirror_sweep.sweep import aggregate, jobs, results, verify_cache
+from mirror_sweep.sweep import aggregate, jobs, packed, results, verify_cache
 from mirror_sweep.sweep.aggregate import aggregate_sweep, load_sweep, write_aggregate
 from mirror_sweep.sweep.synthetic import CONDITIONS, write_sweep
 from mirror_sweep.sweep.verify_cache import CACHE_FILE
@@ -367,12 +367,12 @@ def test_packed_runs_tables_come_back_identical():
                           "strings": pd.Series(["a", "b", "c"], dtype=object),
                           "nothing": [None, None, None],
                           "small": pd.Series([1, 2, 3], dtype="int32")})
-    packed = aggregate.pack_table(table)
-    pd.testing.assert_frame_equal(aggregate.unpack_table(packed, 3), table, check_exact=True)
-    assert aggregate.unpack_table(packed, 4) is None  # not the rows the state says
-    assert aggregate.unpack_table({"rows": 3, "columns": [["x", "<f8", b"\x00"]]}, 3) is None
-    assert aggregate.unpack_table(None, 3) is None
-    assert aggregate.pack_table(table.astype({"seed": "category"})) is None
+    data = packed.pack_table(table)
+    pd.testing.assert_frame_equal(packed.unpack_table(data, 3), table, check_exact=True)
+    assert packed.unpack_table(data, 4) is None  # not the rows the state says
+    assert packed.unpack_table({"rows": 3, "columns": [["x", "<f8", b"\x00"]]}, 3) is None
+    assert packed.unpack_table(None, 3) is None
+    assert packed.pack_table(table.astype({"seed": "category"})) is None
 
 
 def test_unchanged_job_folders_are_not_listed_again_and_new_nested_jobs_are_found(

@@ -34,7 +34,6 @@ from itertools import repeat
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from mirror_sweep.sweep import jobs as job_folders
@@ -56,6 +55,7 @@ from mirror_sweep.sweep.jobs import (
     short_error,
     sweep_folders,
 )
+from mirror_sweep.sweep.packed import pack_table, unpack_table
 from mirror_sweep.sweep.prepass import Prepass, Scan
 from mirror_sweep.sweep.summaries import DEFAULT_CI, robustness
 from mirror_sweep.sweep.verify_cache import CACHE_FILE, VerifyCache, stamp
@@ -610,51 +610,6 @@ def unpacked(job: Job, cache: VerifyCache) -> Job:
     if job.values_packed is not None:
         job.values, job.values_packed = cache.values(job.values_packed), None
     return job
-
-
-# dtypes a packed table keeps as raw bytes (bool, integers, floats); object columns as lists
-_RAW_KINDS = "biuf"
-_STR = "str:"  # + storage: pandas' string dtype with NaN for missing values (pandas 3's `str`)
-
-
-def pack_table(table: pd.DataFrame) -> dict[str, Any] | None:
-    """A runs table as plain data for the verification cache: its number of rows and, per column,
-    [name, dtype, raw bytes | list of values]; None when a column has a dtype of another kind."""
-    columns = []
-    for name, column in table.items():
-        dtype = column.dtype  # a numpy dtype, or an extension one (str, category, ...)
-        if isinstance(dtype, np.dtype) and dtype.kind in _RAW_KINDS:
-            columns.append([name, dtype.str, column.to_numpy().tobytes()])
-        elif isinstance(dtype, np.dtype) and dtype == object:
-            columns.append([name, "O", column.tolist()])
-        elif isinstance(dtype, pd.StringDtype) and isinstance(dtype.na_value, float) \
-                and np.isnan(dtype.na_value):
-            columns.append([name, _STR + dtype.storage, column.tolist()])
-        else:
-            return None
-    return {"rows": len(table), "columns": columns}
-
-
-def unpack_table(packed: Any, rows: int) -> pd.DataFrame | None:
-    """The table pack_table packed, when it has `rows` rows (None otherwise, or when malformed:
-    the caller rebuilds it)."""
-    try:
-        if packed["rows"] != rows:
-            return None
-        data = {}
-        for name, dtype, values in packed["columns"]:
-            if dtype == "O":  # a Series: from an object array, pandas 3 would infer `str`
-                column = pd.Series(values, dtype=object)
-            elif dtype.startswith(_STR):
-                column = pd.array(values, dtype=pd.StringDtype(dtype[len(_STR):], np.nan))
-            else:
-                column = np.frombuffer(values, dtype=np.dtype(dtype)).copy()
-            if len(column) != rows:
-                return None
-            data[name] = column
-        return pd.DataFrame(data, copy=False)
-    except (KeyError, TypeError, ValueError, ImportError):
-        return None
 
 
 def extend_table(table: pd.DataFrame, more: pd.DataFrame) -> pd.DataFrame | None:
