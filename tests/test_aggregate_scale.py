@@ -399,3 +399,74 @@ def test_unchanged_job_folders_are_not_listed_again_and_new_nested_jobs_are_foun
     listed.clear()
     aggregate_sweep(sweep, n_boot=50, progress_every=0)
     assert sorted(listed) == ["3", "aggregate", "sweep"]  # 3 holds a subfolder: always listed
+
+
+def cache_content(cache: verify_cache.VerifyCache) -> dict:
+    """What a loaded cache holds (the entries, the state but its files' mtimes, the runs table,
+    the shared lists)."""
+    state = {key: value for key, value in cache.state.items() if key not in ("files", "runs_file")}
+    table = cache.table and {"rows": cache.table["rows"], "columns": [
+        [name, dtype, values if isinstance(values, bytes) else repr(values)]
+        for name, dtype, values in cache.table["columns"]]}
+    return {"runs": cache.old, "state": state, "table": table,
+            **{name: getattr(cache, name).items for name in verify_cache._SHARED_NAMES}}
+
+
+def test_a_pass_after_new_runs_appends_its_changes_to_the_cache_file(tmp_path):
+    """The cache file of passes that appended segments (new runs; a job folder's own stamp
+    changed) loads as the one a full pass writes."""
+    sweep, fresh = tmp_path / "s", tmp_path / "fresh"
+    write_sweep(sweep, 30, hidden_sizes=(2,))
+    first = aggregate_sweep(sweep, n_boot=20, progress_every=0)
+    cache = first.out / CACHE_FILE
+    sizes = [cache.stat().st_size]
+    for start in (30, 33):
+        write_sweep(sweep, 3, start=start, hidden_sizes=(2,))
+        (sweep / "5" / f"notes-{start}.txt").write_text("x")  # the folder's own stamp moved
+        aggregate_sweep(sweep, n_boot=20, progress_every=0)
+        sizes.append(cache.stat().st_size)
+    loaded = verify_cache.VerifyCache(cache)
+    assert loaded._file["updates"] == 2 and sizes[0] < sizes[1] < sizes[2]
+    shutil.copytree(sweep, fresh, ignore=shutil.ignore_patterns("aggregate"))
+    full = aggregate_sweep(fresh, n_boot=20, progress_every=0)
+    assert verify_cache.VerifyCache(full.out / CACHE_FILE)._file["updates"] == 0
+    assert cache_content(loaded) == cache_content(verify_cache.VerifyCache(full.out / CACHE_FILE))
+    assert aggregate_sweep(sweep, n_boot=20, progress_every=0).n_cached == 36
+
+
+def test_a_cut_short_segment_is_ignored_and_the_file_written_anew(tmp_path):
+    sweep = tmp_path / "s"
+    write_sweep(sweep, 30, hidden_sizes=(2,))
+    out = aggregate_sweep(sweep, n_boot=20, progress_every=0).out
+    cache = out / CACHE_FILE
+    before = cache.read_bytes()
+    write_sweep(sweep, 2, start=30, hidden_sizes=(2,))
+    aggregate_sweep(sweep, n_boot=20, progress_every=0)
+    appended = cache.read_bytes()
+    assert appended.startswith(before) and len(appended) > len(before)
+    cache.write_bytes(appended[:-3])  # a pass killed while appending
+    loaded = verify_cache.VerifyCache(cache)
+    assert loaded.token is not None and len(loaded.old) == 30 and not loaded._file["clean"]
+    again = aggregate_sweep(sweep, n_boot=20, progress_every=0)  # the 2 runs verified again
+    assert again.n_cached == 30 and again.sweep.runs.shape[0] == 32
+    assert verify_cache.VerifyCache(cache)._file["updates"] == 0  # written anew
+
+
+def test_a_cache_with_many_segments_or_changed_since_it_was_loaded_is_written_anew(
+        tmp_path, monkeypatch):
+    sweep = tmp_path / "s"
+    write_sweep(sweep, 30, hidden_sizes=(2,))
+    out = aggregate_sweep(sweep, n_boot=20, progress_every=0).out
+    monkeypatch.setattr(verify_cache, "MAX_UPDATES", 2)
+    updates = []
+    for start in range(30, 34):
+        write_sweep(sweep, 1, start=start, hidden_sizes=(2,))
+        aggregate_sweep(sweep, n_boot=20, progress_every=0)
+        updates.append(verify_cache.VerifyCache(out / CACHE_FILE)._file["updates"])
+    assert updates == [1, 2, 0, 1]
+    cache = verify_cache.VerifyCache(out / CACHE_FILE)  # then another pass writes the file
+    write_sweep(sweep, 1, start=34, hidden_sizes=(2,))
+    aggregate_sweep(sweep, n_boot=20, progress_every=0)
+    cache.table_changed = True
+    cache.save()  # not appended to a file it did not load: written whole
+    assert verify_cache.VerifyCache(out / CACHE_FILE)._file["updates"] == 0

@@ -50,6 +50,20 @@ def test_a_config_rewritten_after_completion_unlabels_the_run(tmp_path):
         results.read_run(folder)
 
 
+def test_a_config_read_just_before_is_taken_only_while_the_file_holds_its_text(tmp_path):
+    """run_state(known_config=...) (what aggregation passes, not to parse config.yaml twice)
+    gives the state of a fresh read: the config passed counts only for the text it came from."""
+    folder = fake_run(tmp_path / "run")
+    text = (folder / results.HYDRA_CONFIG).read_text()
+    stale = {"seed": 0, "model": {"hidden_size": 16}}  # not what the file holds
+    assert results.run_state(folder, known_config=(text + " ", stale)).complete  # reparsed
+    assert results.run_state(folder, known_config=(text, stale)).state == results.CONFIG_CHANGED
+    OmegaConf.save(OmegaConf.create(stale), folder / results.HYDRA_CONFIG)  # rewritten since
+    fresh = {"seed": 0, "model": {"hidden_size": 8}, "train": {"progress": False}}
+    assert results.run_state(folder, known_config=(text, fresh)).state == \
+        results.CONFIG_CHANGED
+
+
 def test_display_only_keys_do_not_change_the_config_hash(tmp_path):
     folder = fake_run(tmp_path / "run")
     OmegaConf.save(OmegaConf.create({"seed": 0, "model": {"hidden_size": 8},

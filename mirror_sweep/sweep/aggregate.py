@@ -572,17 +572,21 @@ def _aggregate_sweep(path: Path | str, out_dir: Path | str | None, workers: int,
     cache.state = {"kept": written, "columns": columns,
                    "rows": {name: stream.rows for name, stream in streams.items()},
                    "files": {name: stamp(out, [f"{name}.csv"]) for name in TABLES}}
+    extended = False
     if old_runs is None:
         runs = runs_table(rows)
     elif not rows:
         runs = old_runs
     else:  # the new runs' rows after the last pass's, while their columns and dtypes agree
         runs = extend_table(old_runs, runs_table(rows))
+        extended = runs is not None
         if runs is None:
             runs = runs_table([run_row(unpacked(job, cache), level)
                                for job, level in sorted_out.kept[:done]] + rows)
-    if use_cache and runs is not old_runs:
-        cache.table, cache.table_changed = pack_table(runs), True
+    if use_cache and runs is not old_runs:  # the cache keeps the table, or the rows added
+        added = pack_table(runs.iloc[done:]) if extended else None
+        if added is None or not cache.append_rows(added):
+            cache.table, cache.table_changed = pack_table(runs), True
     sweep = Sweep(root, runs, **{name: _empty(RUN_COLUMNS) for name in TABLES},
                   failed=failed_table(failed),
                   duplicates=pd.DataFrame(sorted_out.duplicates, columns=DUPLICATE_COLUMNS))

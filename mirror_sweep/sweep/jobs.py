@@ -176,8 +176,14 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 def read_yaml(path: Path) -> Any:
     """A .hydra/*.yaml file as plain Python data (interpolations left as strings)."""
+    return read_yaml_text(path)[1]
+
+
+def read_yaml_text(path: Path) -> tuple[str, Any]:
+    """(text, data) of a .hydra/*.yaml file (read_yaml)."""
     try:
-        return yaml.load(Path(path).read_text(), Loader=_YAML_LOADER)
+        text = Path(path).read_text()
+        return text, yaml.load(text, Loader=_YAML_LOADER)
     except FileNotFoundError as error:
         raise results.RunFileError(f"{path}: missing") from error
     except (yaml.YAMLError, UnicodeDecodeError) as error:
@@ -209,10 +215,15 @@ def read_choices(path: Path) -> dict[str, Any]:
 
 def read_job(folder: Path, root: Path) -> Job:
     """The Hydra record of one job folder; on a bad file, a Job whose error names the file."""
+    return _read_job(folder, root)[0]
+
+
+def _read_job(folder: Path, root: Path) -> tuple[Job, tuple[str, Any] | None]:
+    """read_job, and (text, data) of its config.yaml (None when the record is bad)."""
     run_id = relative_id(folder, root)
     hydra_dir = folder / HYDRA_DIR
     try:
-        config = read_yaml(hydra_dir / "config.yaml")
+        text, config = read_yaml_text(hydra_dir / "config.yaml")
         if not isinstance(config, dict):
             raise results.RunFileError(f"{hydra_dir / 'config.yaml'}: not a mapping of config "
                                        f"keys (holds {type(config).__name__})")
@@ -221,11 +232,11 @@ def read_job(folder: Path, root: Path) -> Job:
             raise results.RunFileError(f"{hydra_dir / 'overrides.yaml'}: not a list of overrides")
         choices = read_choices(hydra_dir / "hydra.yaml")
     except results.RunFileError as error:
-        return Job(folder, run_id, {}, [], {}, short_error(error, root))
+        return Job(folder, run_id, {}, [], {}, short_error(error, root)), None
     except (KeyError, TypeError, ValueError):
         return Job(folder, run_id, {}, [], {},
-                   f"{run_id}/{HYDRA_DIR}/hydra.yaml: no hydra.runtime.choices")
-    return Job(folder, run_id, config, [str(o) for o in overrides], choices)
+                   f"{run_id}/{HYDRA_DIR}/hydra.yaml: no hydra.runtime.choices"), None
+    return Job(folder, run_id, config, [str(o) for o in overrides], choices), (text, config)
 
 
 def short_error(error: Exception, root: Path) -> str:
@@ -297,7 +308,7 @@ def examine(folder: Path, root: Path) -> Job:
 
 
 def _examine(folder: Path, root: Path) -> Job:
-    job = read_job(folder, root)
+    job, known_config = _read_job(folder, root)
     if job.error is not None:
         job.state, job.problem = "unreadable", job.error
         return job
@@ -312,7 +323,8 @@ def _examine(folder: Path, root: Path) -> Job:
         names = signed_names(status)
         packed = stamp(folder, names)
         sig = (names, packed) if packed is not None else None
-    state = results.run_state(folder)  # THE completeness rule (status, config hash, checksums)
+    # THE completeness rule (status, config hash, checksums); config.yaml not parsed again
+    state = results.run_state(folder, known_config=known_config)
     if not state.complete:
         job.state, job.problem = state.state, short_error(ValueError(state.reason), root)
         return job

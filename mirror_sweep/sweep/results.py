@@ -207,11 +207,15 @@ def task_hash(task: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def read_task_config(folder: Path) -> dict:
-    """The folder's .hydra/config.yaml as plain data; RunFileError when missing or corrupt."""
+def read_task_config(folder: Path, known: tuple[str, Any] | None = None) -> dict:
+    """The folder's .hydra/config.yaml as plain data; RunFileError when missing or corrupt.
+    known: (text, data) of a read of it made just before: the data when the file still holds
+    that text (not parsed twice)."""
     path = Path(folder) / HYDRA_CONFIG
     try:
-        config = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        text = path.read_text()
+        config = known[1] if known is not None and known[0] == text else \
+            yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except FileNotFoundError as error:
         raise RunFileError(f"{path}: missing") from error
     except (yaml.YAMLError, UnicodeDecodeError, OSError) as error:
@@ -221,9 +225,10 @@ def read_task_config(folder: Path) -> dict:
     return config
 
 
-def folder_config_hash(folder: Path) -> str:
-    """task_hash of the folder's .hydra/config.yaml (what the run folder says it ran)."""
-    return task_hash(read_task_config(folder))
+def folder_config_hash(folder: Path, known: tuple[str, Any] | None = None) -> str:
+    """task_hash of the folder's .hydra/config.yaml (what the run folder says it ran); known as
+    in read_task_config."""
+    return task_hash(read_task_config(folder, known))
 
 
 # The states of run_state. Only "complete" is a result; the others say why not.
@@ -252,13 +257,16 @@ class RunState:
 
 
 def run_state(folder: Path, config_hash: str | None = None,
-              code_version: str | None = None) -> RunState:
+              code_version: str | None = None,
+              known_config: tuple[str, Any] | None = None) -> RunState:
     """THE completeness rule (resume, sweep summary and aggregation all call it).
 
     Complete when status.json says complete, its config hash equals the hash of
     `.hydra/config.yaml` when the folder has one (and `config_hash` when given: the config about to run), every recorded
     file matches its checksum, and, when `code_version` is given, the run recorded that code
     version. Never raises: a missing or corrupt file is a state with a reason naming it.
+    known_config: (text, data) of .hydra/config.yaml as the caller just read it (aggregation):
+    not parsed again while the file holds that text.
     """
     folder = Path(folder)
     try:
@@ -282,7 +290,7 @@ def run_state(folder: Path, config_hash: str | None = None,
         verify_files(folder, status)
         # a folder without .hydra/ (hydra.output_subdir=null, or written through the API) has no
         # config file to compare; a job folder always has one (aggregation finds jobs by it)
-        on_disk = (folder_config_hash(folder) if (folder / HYDRA_CONFIG).exists()
+        on_disk = (folder_config_hash(folder, known_config) if (folder / HYDRA_CONFIG).exists()
                    else status.get("config_hash"))
     except RunFileError as error:
         return RunState(UNREADABLE, str(error), status)

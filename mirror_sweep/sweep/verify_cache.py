@@ -11,10 +11,15 @@ search: aggregate's walk does not list such a folder again while they hold (`lea
 removing or renaming anything in the folder moves its mtime. On a file system with coarse mtimes
 a same-size change within one tick of the stamp goes unseen (delete the cache to verify all).
 
-The file is Python's `marshal` format (plain data only: loading it runs no code, unlike pickle),
-behind a magic line and a CRC-32 of the rest, with a version number: a cache of another version,
-another marshal format, or one that is damaged, unreadable or malformed in any way is ignored,
-which only costs a full verification. Each run's entry is a few bytes objects (its signature,
+The file is Python's `marshal` format (plain data only: loading it runs no code, unlike pickle)
+behind a magic line, in segments with a CRC-32 each: the first holds everything, with a version
+number; each later one what one pass changed (a pass after a few new runs appends its changes,
+a few hundred kB at 10^4 runs, instead of writing ~24 MB again; the file is written whole again
+after MAX_UPDATES such segments, when they outgrow half the first, or when anything else
+changed). A cache of another version, another marshal format, or one that is damaged,
+unreadable or malformed in any way is ignored, which only costs a full verification; a later
+segment cut short or damaged is ignored with those after it (the cache is the pass before's;
+the files it then no longer describes are streamed again). Each run's entry is a few bytes objects (its signature,
 its Hydra record, its runs-table values), so loading a large cache creates a few objects per
 run, and a run's values are only unpacked when the runs table has to be rebuilt. The cache also
 keeps what the last pass wrote (`state`, aggregate_sweep's business) and its runs table
@@ -38,7 +43,11 @@ CACHE_FILE = ".verified.marshal"
 LEGACY_FILES = (".verified.json",)
 _MAGIC = b"mirror-sweep verification cache\n"
 # Bump when what a cached entry holds or how a run is verified changes: old caches are ignored.
-CACHE_VERSION = 6  # 6: marshal; entries of packed bytes, the folder stamps; the runs table
+CACHE_VERSION = 7  # 7: segments; 6: marshal, entries of packed bytes, folder stamps, runs table
+# Segments appended to a cache file before it is written anew (each one pass's changes).
+MAX_UPDATES = 16
+_HEAD = struct.Struct("<IQ")  # a segment's CRC-32 and size
+_SHARED_NAMES = ("names", "headers", "keys", "choices")
 HYDRA_FILES = (".hydra/config.yaml", ".hydra/overrides.yaml", ".hydra/hydra.yaml")
 
 
@@ -84,6 +93,13 @@ class VerifyCache:
     run shares is kept once, in shared lists the entries point into: the signed file names, the
     table headers, the key lists of `values` and the group choices. `leaf` is the job folder's own
     stamp when it had no subfolder to search (`leaves`), else None.
+
+    The file is a first segment holding everything and up to MAX_UPDATES later segments, each
+    what one pass changed (entries stored and gone, shared items added, the state, the runs
+    table's new rows): a pass after a few new runs appends one (`save`) instead of writing the
+    whole file again, and loading applies them in order. Each segment has its own CRC-32: one
+    cut short (a pass killed while appending) or damaged is ignored with all after it, so the
+    cache is that of the pass before, and the next save writes the whole file anew.
     """
 
     def __init__(self, path: Path | None) -> None:
@@ -91,11 +107,16 @@ class VerifyCache:
         self.new: dict[str, Any] = {}  # entries looked up unchanged or stored in this pass
         self.stored = 0  # entries stored (verified) or dropped in this pass
         self.hits = 0
-        self.table_changed = False  # set by whoever replaces `table`
+        self.table_changed = False  # set by whoever replaces `table` (or by `append_rows`)
         self._forget()
         if self.path is not None and self.path.exists():
             try:
-                self._load(self.path.read_bytes())
+                data = self.path.read_bytes()
+                self._load(data)
+                if self._file is not None:  # what an append checks the file still is
+                    now = os.stat(self.path)
+                    self._file["stat"] = (now.st_size, now.st_mtime_ns)
+                    self._file["clean"] &= now.st_size == len(data)
             except Exception:  # noqa: BLE001 - a broken cache only costs a full verification
                 self._forget()
 
@@ -108,28 +129,49 @@ class VerifyCache:
         self.token: bytes | None = None  # which file was loaded: its checksum and size
         self.names, self.headers, self.keys, self.choices = _Shared(), _Shared(), _Shared(), \
             _Shared()
+        self._file: dict[str, Any] | None = None  # how the file loaded ends (for appending)
+        self._changed: set[str] = set()  # entries stored or updated in this pass
+        self._rows: list[Any] = []  # packed runs-table rows appended in this pass
 
     def _load(self, data: bytes) -> None:
-        head = len(_MAGIC) + 4
-        body = memoryview(data)[head:]
-        if not data.startswith(_MAGIC) or \
-                zlib.crc32(body).to_bytes(4, "little") != data[len(_MAGIC):head]:
-            return  # not a cache, or damaged (truncated, a changed byte)
-        content = marshal.loads(body)
-        if not (isinstance(content, dict) and content.get("version") == CACHE_VERSION
-                and content.get("marshal") == marshal.version
-                and isinstance(content.get("runs"), dict)):
+        if not data.startswith(_MAGIC):
+            return
+        position, segments, updates_size, last_crc = len(_MAGIC), 0, 0, b""
+        content: dict[str, Any] | None = None
+        while position + _HEAD.size <= len(data):
+            crc, size = _HEAD.unpack_from(data, position)
+            body = memoryview(data)[position + _HEAD.size:position + _HEAD.size + size]
+            if len(body) != size or zlib.crc32(body) != crc:
+                break  # cut short or damaged: this segment and any after are ignored
+            segment = marshal.loads(body)
+            if content is None:
+                if not (isinstance(segment, dict) and segment.get("version") == CACHE_VERSION
+                        and segment.get("marshal") == marshal.version
+                        and isinstance(segment.get("runs"), dict)):
+                    return
+                content, base_size = segment, size
+            else:
+                _apply(content, segment)
+                updates_size += size
+            position += _HEAD.size + size
+            segments += 1
+            last_crc = data[position - size - _HEAD.size:position - size - 8]
+        if content is None:
             return
         state = content.get("state")
         self.state = state if isinstance(state, dict) else {}
-        for shared, name, key in [(self.names, "names", tuple), (self.headers, "headers", tuple),
-                                  (self.keys, "keys", tuple), (self.choices, "choices", _json)]:
+        for name in _SHARED_NAMES:
+            target, key = getattr(self, name), (_json if name == "choices" else tuple)
             for value in content[name]:
-                shared.id(value, key(value))
+                target.id(value, key(value))
         self.table = content.get("table")
         self.old = content["runs"]
-        self.token = data[len(_MAGIC):head] + len(data).to_bytes(8, "little")
-        self.loaded = {"runs": len(self.old), "state": state}
+        self.token = last_crc + position.to_bytes(8, "little")
+        self.loaded = {"runs": len(self.old), "state": state, "ids": list(self.old),
+                       "shared": {name: len(getattr(self, name).items)
+                                  for name in _SHARED_NAMES}}
+        self._file = {"end": position, "clean": position == len(data), "updates": segments - 1,
+                      "base": base_size, "updates_size": updates_size}
 
     def leaves(self, root: Path | str) -> dict[str, bytes]:
         """{job folder: its own stamp} of the runs whose folder had no subfolder to search
@@ -175,6 +217,7 @@ class VerifyCache:
         if leaf != old_leaf:
             entry = (names_id, sig, record, values, leaf)
             self.stored += 1  # (a change to save)
+            self._changed.add(run_id)
         self.new[run_id] = entry
         return job
 
@@ -202,10 +245,22 @@ class VerifyCache:
         values = marshal.dumps((self.keys.id(keys, tuple(keys)), list(job["values"].values())))
         self.new[run_id] = (self.names.id(names, tuple(names)), packed, record, values, leaf)
         self.stored += 1
+        self._changed.add(run_id)
 
     def drop(self, run_id: str) -> None:
         self.new.pop(run_id, None)
         self.stored += 1  # (a change all the same)
+        self._changed.discard(run_id)
+
+    def append_rows(self, rows: Any) -> bool:
+        """Add packed rows (sweep/packed.py's pack_table, the same columns and dtypes) after
+        those of `table`; False (nothing changed) when they do not fit it."""
+        table = _concat(self.table, rows)
+        if table is None:
+            return False
+        self.table, self.table_changed = table, True
+        self._rows.append(rows)
+        return True
 
     def unchanged(self) -> bool:
         """Whether saving would write what the file holds: every entry looked up unchanged,
@@ -216,25 +271,106 @@ class VerifyCache:
 
     def save(self) -> None:
         """Write the entries looked up or stored in this pass (runs gone from the sweep drop out);
-        nothing when the file already holds them (`unchanged`). Removes a legacy cache."""
+        nothing when the file already holds them (`unchanged`). What changed is appended as a
+        segment to the file loaded when it is still that file and has room (`_update`); else
+        the whole file is written anew. Removes a legacy cache."""
         if self.path is None:
             return
         for name in LEGACY_FILES:
             self.path.with_name(name).unlink(missing_ok=True)
         if self.unchanged():
             return
+        update = self._update()
+        if update is not None:
+            try:
+                body = marshal.dumps(update)
+            except ValueError:  # a value marshal cannot write: the whole file below
+                body = None
+            if body is not None and self._append(body):
+                return
         content = {"version": CACHE_VERSION, "marshal": marshal.version,
                    "names": self.names.items, "headers": self.headers.items,
                    "keys": self.keys.items, "choices": self.choices.items,
                    "runs": self.new, "state": self.state}
         try:
-            data = marshal.dumps({**content, "table": self.table})
+            body = marshal.dumps({**content, "table": self.table})
         except ValueError:  # a value marshal cannot write in the table: rebuilt next pass
-            data = marshal.dumps(content)
+            body = marshal.dumps(content)
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         with open(tmp, "wb") as handle:
-            handle.write(_MAGIC + zlib.crc32(data).to_bytes(4, "little") + data)
+            handle.write(_MAGIC + _HEAD.pack(zlib.crc32(body), len(body)) + body)
         os.replace(tmp, self.path)
+
+    def _update(self) -> dict[str, Any] | None:
+        """What changed since the file was loaded, as a segment; None when it cannot be one:
+        another table than the loaded one's plus appended rows, or a state without the kept
+        list's earlier items."""
+        if self.loaded is None or (self.table_changed and not self._rows):
+            return None
+        kept, earlier = self.state.get("kept"), (self.loaded["state"] or {}).get("kept")
+        if not isinstance(kept, list) or not isinstance(earlier, list):
+            return None
+        same = 0  # the kept list's leading items, unchanged (the same objects, or equal)
+        for new_item, old_item in zip(kept, earlier):
+            if new_item is not old_item and new_item != old_item:
+                break
+            same += 1
+        shared = self.loaded["shared"]
+        return {
+            **{name: getattr(self, name).items[shared[name]:] for name in _SHARED_NAMES},
+            "runs": {run_id: self.new[run_id] for run_id in self._changed if run_id in self.new},
+            "gone": [run_id for run_id in self.loaded["ids"] if run_id not in self.new],
+            "state": {key: value for key, value in self.state.items() if key != "kept"},
+            "kept_from": same, "kept": kept[same:],
+            "rows": self._rows}
+
+    def _append(self, body: bytes) -> bool:
+        """Append a segment to the file loaded, when it is still that file (its size and mtime,
+        the segments read to its end), fewer than MAX_UPDATES were appended, and together they
+        stay smaller than half the first; False (nothing written) otherwise."""
+        loaded = self._file
+        if loaded is None or not loaded["clean"] or loaded["updates"] >= MAX_UPDATES \
+                or 2 * (loaded["updates_size"] + len(body)) > loaded["base"]:
+            return False
+        try:
+            with open(self.path, "r+b") as handle:
+                now = os.fstat(handle.fileno())
+                if (now.st_size, now.st_mtime_ns) != loaded.get("stat"):
+                    return False  # another pass wrote it since
+                handle.seek(loaded["end"])
+                handle.write(_HEAD.pack(zlib.crc32(body), len(body)) + body)
+        except FileNotFoundError:
+            return False
+        return True
+
+
+def _apply(content: dict[str, Any], update: dict[str, Any]) -> None:
+    """A later segment applied to the first's content (in place)."""
+    for name in _SHARED_NAMES:
+        content[name] = content[name] + update[name]
+    runs = content["runs"]
+    for run_id in update["gone"]:
+        runs.pop(run_id, None)
+    runs.update(update["runs"])
+    kept = content["state"]["kept"][:update["kept_from"]] + update["kept"]
+    content["state"] = {**update["state"], "kept": kept}
+    for rows in update["rows"]:
+        content["table"] = _concat(content.get("table"), rows)
+
+
+def _concat(table: Any, rows: Any) -> Any:
+    """Packed table `rows` after packed `table`: the same column names and dtypes, raw bytes and
+    lists joined; None when they differ (the runs table is then rebuilt)."""
+    try:
+        columns = []
+        for (name, dtype, values), (more_name, more_dtype, more) in zip(
+                table["columns"], rows["columns"], strict=True):
+            if name != more_name or dtype != more_dtype or type(values) is not type(more):
+                return None
+            columns.append([name, dtype, values + more])
+        return {"rows": table["rows"] + rows["rows"], "columns": columns}
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _json(value: Any) -> str:
