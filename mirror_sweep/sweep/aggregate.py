@@ -523,7 +523,9 @@ def _aggregate_sweep(path: Path | str, out_dir: Path | str | None, workers: int,
     """aggregate_sweep but robustness.csv."""
     out = output_dir(path, out_dir)
     cache = VerifyCache(out / CACHE_FILE if use_cache else None)
-    scan = prepass.result() if prepass is not None else None  # (the cache loaded meanwhile)
+    if prepass is not None:  # the cache loaded and its records decoded while the child scans
+        cache.prepare()
+    scan = prepass.result() if prepass is not None else None
     if scan is not None:
         root, folders, leaves = scan.root, scan.folders, scan.leaves
     else:

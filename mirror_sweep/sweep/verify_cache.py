@@ -132,6 +132,7 @@ class VerifyCache:
         self._file: dict[str, Any] | None = None  # how the file loaded ends (for appending)
         self._changed: set[str] = set()  # entries stored or updated in this pass
         self._rows: list[Any] = []  # packed runs-table rows appended in this pass
+        self._prepared: dict[str, dict[str, Any]] = {}  # lookup's answers decoded (`prepare`)
 
     def _load(self, data: bytes) -> None:
         if not data.startswith(_MAGIC):
@@ -202,15 +203,14 @@ class VerifyCache:
         stamp `check` found in this pass (by a cache loaded from the same file: `token`),
         compared with the entry's instead of stat'ing the files again."""
         entry = self.old.pop(run_id, None)
+        job = self._prepared.pop(run_id, None)
         try:
             names_id, sig, record, values, old_leaf = entry
             if (checked if checked is not None else stamp(folder, self.names.items[names_id])) \
                     != sig:
                 return None
-            config, overrides, choices, digest, headers = marshal.loads(record)
-            job = {"config": config, "overrides": overrides, "choices": self.choices.items[choices],
-                   "digest": digest, "values_packed": values,
-                   "headers": {name: self.headers.items[i] for name, i in headers.items()}}
+            if job is None:
+                job = self._job(record, values)
         except Exception:  # noqa: BLE001 - a malformed entry re-verifies the run
             return None
         self.hits += 1
@@ -220,6 +220,23 @@ class VerifyCache:
             self._changed.add(run_id)
         self.new[run_id] = entry
         return job
+
+    def _job(self, record: bytes, values: bytes) -> dict[str, Any]:
+        """What lookup answers for an entry's record and values."""
+        config, overrides, choices, digest, headers = marshal.loads(record)
+        return {"config": config, "overrides": overrides, "choices": self.choices.items[choices],
+                "digest": digest, "values_packed": values,
+                "headers": {name: self.headers.items[i] for name, i in headers.items()}}
+
+    def prepare(self) -> None:
+        """Decode every entry's record now, for `lookup` to answer without decoding it: what a
+        command does while it waits for its forked pre-pass (sweep/prepass.py). An entry that
+        does not decode is left to lookup (which then re-verifies its run)."""
+        for run_id, entry in self.old.items():
+            try:
+                self._prepared[run_id] = self._job(entry[2], entry[3])
+            except Exception:  # noqa: BLE001, S112 - malformed: lookup's business
+                continue
 
     def values(self, packed: bytes) -> dict[str, Any]:
         """The runs-table values of an entry (`values_packed` of lookup's answer)."""
