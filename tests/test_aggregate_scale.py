@@ -163,8 +163,8 @@ def test_incremental_passes_write_the_files_of_a_full_pass(synthetic, tmp_path, 
     original_append, original_write = aggregate.append_table, aggregate.results.write_table
     original_read = aggregate._read_text
     monkeypatch.setattr(aggregate, "append_table",
-                        lambda path, rows: appended.append(len(rows)) or
-                        original_append(path, rows))
+                        lambda path, rows, *how: appended.append(len(rows)) or
+                        original_append(path, rows, *how))
     monkeypatch.setattr(aggregate.results, "write_table",
                         lambda path, table: (Path(path).name == "runs.csv" and
                                              rewritten.append(len(table))) or
@@ -470,3 +470,33 @@ def test_a_cache_with_many_segments_or_changed_since_it_was_loaded_is_written_an
     cache.table_changed = True
     cache.save()  # not appended to a file it did not load: written whole
     assert verify_cache.VerifyCache(out / CACHE_FILE)._file["updates"] == 0
+
+
+def test_replaced_files_are_renamed_over_and_their_old_versions_removed(tmp_path, monkeypatch):
+    target, tmp = tmp_path / "units.csv", tmp_path / ".units.csv.tmp"
+    target.write_text("old\n")
+    (tmp_path / ".units.csv.replaced").write_text("left by a killed pass\n")
+    tmp.write_text("new\n")
+    replaced = aggregate.Replaced()
+    with open(target) as reader:  # a reader of the old version keeps it whole
+        replaced.replace(tmp, target)
+        replaced.close()
+        assert target.read_text() == "new\n" and reader.read() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["units.csv"]
+    monkeypatch.setattr(aggregate.os, "link", lambda *args: (_ for _ in ()).throw(
+        PermissionError("no hard links here")))
+    tmp.write_text("newer\n")
+    replaced.replace(tmp, target)  # a plain rename
+    replaced.close()
+    assert target.read_text() == "newer\n" and sorted(p.name for p in tmp_path.iterdir()) == \
+        ["units.csv"]
+
+
+def test_an_incremental_pass_leaves_no_hidden_file_but_its_caches(tmp_path):
+    sweep = tmp_path / "s"
+    write_sweep(sweep, 12, hidden_sizes=(2,))
+    assert aggregate_main([str(sweep), "--n-boot", "20", "--no-figures", "--quiet"]) == 0
+    write_sweep(sweep, 3, start=12, hidden_sizes=(2,))
+    assert aggregate_main([str(sweep), "--n-boot", "20", "--no-figures", "--quiet"]) == 0
+    hidden = sorted(p.name for p in (sweep / "aggregate").iterdir() if p.name.startswith("."))
+    assert hidden == [".unit_r.marshal", CACHE_FILE]

@@ -73,8 +73,10 @@ def current_umask() -> int:
     return mask
 
 
-def write_atomic(path: Path, write: Callable[[io.IOBase], None], binary: bool = False) -> None:
-    """Write through a temporary file in the same folder, then rename over `path`.
+def write_atomic(path: Path, write: Callable[[io.IOBase], None], binary: bool = False,
+                 replace: Callable[[str, Path], None] = os.replace) -> None:
+    """Write through a temporary file in the same folder, then rename over `path` (`replace`:
+    how, os.replace or one that does the same).
 
     The file gets the permissions a plain open() would give (0666 minus the umask), not
     mkstemp's 0600, so colleagues can read a shared sweep folder.
@@ -87,7 +89,7 @@ def write_atomic(path: Path, write: Callable[[io.IOBase], None], binary: bool = 
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
