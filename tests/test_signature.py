@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from mirror_sweep.report.signature import signature_markdown, signature_table
+from mirror_sweep.report.signature import (
+    METRICS,
+    UNREPORTED,
+    signature_markdown,
+    signature_table,
+)
+from mirror_sweep.report.stats import REPORT_METRICS, report_tables
 from mirror_sweep.report.verdicts import FAILS, HOLDS, NOT_MEASURED
 
 
@@ -88,3 +95,22 @@ def test_s5_reads_the_seed_paired_contrast_not_overlapping_cis():
     ablation["frac_abs_r_gt"] = 0.37 + spread + np.where(np.arange(len(main)) % 2, 0.02, -0.02)
     table = signature_table(pd.concat([runs, ablation], ignore_index=True), n_boot=200)
     assert table.set_index("condition").loc["shared_bidirectional", "S5"] == FAILS
+
+
+@pytest.mark.parametrize("ci", ["t", "percentile"])
+def test_the_report_tables_give_the_table_computed_on_its_own(ci):
+    """write_report passes its robustness and contrasts tables; the signature takes its rows
+    from them: the same table as computing its own (several hidden sizes, an ablation)."""
+    runs = planted_runs()
+    bigger = runs.assign(hidden_size=128, run_id=runs.run_id + "b",
+                         frac_abs_r_gt=runs.frac_abs_r_gt + 0.01)
+    ablation = runs[runs.condition == "shared_bidirectional"].assign(
+        condition="forward_only", run_id=lambda t: t.run_id + "f",
+        frac_abs_r_gt=lambda t: t.frac_abs_r_gt - 0.05)
+    runs = pd.concat([runs, bigger, ablation], ignore_index=True)
+    assert set(METRICS) - set(REPORT_METRICS) == set(UNREPORTED) == {"n_anti_mirror"}
+    alone = signature_table(runs, n_boot=300, seed=2, ci=ci)
+    stats, paired = report_tables(runs, n_boot=300, seed=2, ci=ci)
+    taken = signature_table(runs, n_boot=300, seed=2, ci=ci, stats=stats, paired=paired)
+    pd.testing.assert_frame_equal(taken, alone, check_exact=True)
+    assert "hidden_size" in alone and (alone["S5"] != NOT_MEASURED).any()

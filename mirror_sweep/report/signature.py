@@ -19,6 +19,7 @@ import pandas as pd
 from mirror_sweep.report.claims import derive_metrics
 from mirror_sweep.report.paper import CLAIM_RANGES, MAIN
 from mirror_sweep.report.rules import ALPHA
+from mirror_sweep.report.stats import REPORT_METRICS
 from mirror_sweep.report.verdicts import FAILS, HOLDS, NOT_MEASURED, threshold_mismatch
 from mirror_sweep.sweep.contrasts import contrasts
 from mirror_sweep.sweep.summaries import DEFAULT_CI, robustness, robustness_keys
@@ -26,6 +27,8 @@ from mirror_sweep.sweep.summaries import DEFAULT_CI, robustness, robustness_keys
 ABLATIONS = ["separate_cores", "forward_only", "shuffled_observe"]
 DECODING = ["decode_perform_to_observe_above_chance", "decode_observe_to_perform_above_chance"]
 METRICS = ["frac_abs_r_gt", "frac_r_gt", "min_r", "n_anti_mirror", *DECODING]
+# METRICS the report's robustness table does not hold (report/stats.py): per-run summary values
+UNREPORTED = [metric for metric in METRICS if metric not in REPORT_METRICS]
 CRITERIA = {
     "S1": "|r| > 0.6 fraction: the 95% CI of the mean over seeds overlaps the paper's range",
     "S2": "r > 0.75 fraction: the 95% CI of the mean over seeds overlaps the paper's range",
@@ -52,19 +55,34 @@ def cell(stats: pd.DataFrame, metric: str) -> pd.Series | None:
 
 
 def signature_table(runs: pd.DataFrame, n_boot: int = 10_000, seed: int = 0,
-                    ci: str = DEFAULT_CI) -> pd.DataFrame:
+                    ci: str = DEFAULT_CI, stats: pd.DataFrame | None = None,
+                    paired: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per condition (x varying factors): measured means, CIs and S1-S5 verdicts.
+
+    stats, paired: the report's tables of the same runs with the same n_boot, seed and ci
+    (report/stats.py's report_stats and report_contrasts; UNREPORTED computed here), whose rows
+    are taken instead of computing them again: a metric's CI and a seed-paired contrast do not
+    depend on what else is computed beside them, so the table is the same (tested).
 
     Columns: the grouping keys, n_seeds, for each metric {metric}_mean/_ci_low/_ci_high, S1..S5
     (holds / does not hold / not measured) and score ("k of m measured hold").
     """
     if not len(runs):
         return pd.DataFrame()
-    derived = derive_metrics(runs)
-    keys = robustness_keys(derived)
-    stats = robustness(derived, metrics=METRICS, n_boot=n_boot, seed=seed, ci=ci)
-    paired = contrasts(derived, metrics=["frac_abs_r_gt"], pairs=[(a, MAIN) for a in ABLATIONS],
-                       n_boot=n_boot, seed=seed, ci=ci)
+    if stats is None or paired is None:
+        derived = derive_metrics(runs)
+        keys = robustness_keys(derived)
+        stats = robustness(derived, metrics=METRICS, n_boot=n_boot, seed=seed, ci=ci)
+        paired = contrasts(derived, metrics=["frac_abs_r_gt"],
+                           pairs=[(a, MAIN) for a in ABLATIONS], n_boot=n_boot, seed=seed, ci=ci)
+    else:  # (derive_metrics adds metrics, never a factor: the keys are the runs')
+        keys = robustness_keys(runs)
+        stats = stats[stats["metric"].isin(METRICS)]
+        if UNREPORTED:  # summary metrics the report does not summarise: computed here
+            more = robustness(runs, metrics=UNREPORTED, n_boot=n_boot, seed=seed, ci=ci)
+            stats = pd.concat([stats, more], ignore_index=True)
+        paired = paired[(paired["metric"] == "frac_abs_r_gt") & (paired["reference"] == MAIN)
+                        & paired["condition"].isin(ABLATIONS)]
     factors = keys[1:]
     mismatch = set(threshold_mismatch(runs))
     groups = stats.groupby(keys, sort=False, dropna=False)

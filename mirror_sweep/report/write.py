@@ -43,7 +43,8 @@ def write_report(sweep: Sweep, out_dir: Path | str, figures: bool = True, n_boot
         paired = report_contrasts(sweep.runs, n_boot=n_boot, seed=seed, ci=ci,
                                   units=sweep.units)
     table = write_claims(sweep, out, stats, paired=paired)
-    signature = signature_table(sweep.runs, n_boot=n_boot, seed=seed, ci=ci)
+    signature = signature_table(sweep.runs, n_boot=n_boot, seed=seed, ci=ci, stats=stats,
+                                paired=paired)
     results.write_table(out / "signature.csv", signature)
     text = (out / "claims.md").read_text() + signature_markdown(signature)
     results.write_atomic(out / "claims.md", lambda f: f.write(text))
