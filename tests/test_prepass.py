@@ -66,27 +66,6 @@ def test_examining_in_two_halves_gives_the_jobs_of_one_process(sweep, monkeypatc
     assert prepass.examined(folders, root) == one and len(one) == 15
 
 
-def test_checking_in_two_halves_gives_the_hits_of_one_process(sweep, monkeypatch):
-    root = Path(sweep)
-    cache = VerifyCache(cache_path(root, None, True))
-    folders = scan(root, None).folders
-    one = prepass._check_each(cache, folders, root)
-    assert sorted(one[0]) == sorted(set(map(str, range(13))) - {"3"})
-    assert one[1] == [str(root / name) for name in ["3", "13", "14"]]
-    monkeypatch.setattr(prepass, "CHECK_SPLIT_MIN", 2)
-    monkeypatch.setattr(prepass, "can_fork", lambda: True)
-    assert prepass.checked(cache, folders, root) == one
-    parent, original = os.getpid(), prepass._check_each
-
-    def dying(*args):
-        if os.getpid() != parent:
-            os._exit(7)  # the second half's child killed before answering
-        return original(*args)
-
-    monkeypatch.setattr(prepass, "_check_each", dying)
-    assert prepass.checked(cache, folders, root) == one  # that half checked here
-
-
 def test_a_child_that_dies_costs_a_scan_in_process(sweep, monkeypatch, capfd):
     parent, original = os.getpid(), prepass._scan
 

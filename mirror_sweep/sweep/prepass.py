@@ -37,9 +37,6 @@ if TYPE_CHECKING:
 # Fewer runs to examine than this are not split with a second process (a fork and two pickles
 # cost about what examining ~3 runs does).
 SPLIT_MIN = 16
-# Fewer job folders than this are checked against the cache in one process (a fork and the
-# answer's pickle cost about what checking ~500 runs' files does).
-CHECK_SPLIT_MIN = 2000
 
 
 @dataclass
@@ -85,35 +82,16 @@ def _scan(path: Path | str, cache_file: Path | None) -> Scan:
     cache = VerifyCache(cache_file)
     root, folders, leaves = jobs.walk_sweep(
         path, cache.leaves(Path(path)) if cache_file is not None else None, text=True)
-    hits, todo = checked(cache, folders, root) if cache.old else ({}, list(folders))
+    hits, todo = _check_each(cache, folders, root) if cache.old else ({}, list(folders))
     fresh = examined(todo, root) if len(todo) < jobs.PARALLEL_MIN else None
     return Scan(root, folders, leaves, cache.token, hits, fresh)
 
 
-def checked(cache: VerifyCache, folders: list[str], root: Path) -> tuple[dict[str, bytes], list]:
-    """({run_id: stamp} of the folders whose run is its cache entry's (VerifyCache.check), the
-    other folders in order); the second half by a forked child when there are at least
-    CHECK_SPLIT_MIN and this process can fork (the stats are most of a cached pass's scan, and
-    the parent's imports leave the other core free part of the time; a child that dies costs
-    its half checked here)."""
-    if len(folders) < CHECK_SPLIT_MIN or not can_fork():
-        return _check_each(cache, folders, root)
-    half = len(folders) // 2
-    child = Forked(_check_each, cache, folders[half:], root)
-    try:
-        hits, todo = _check_each(cache, folders[:half], root)
-        try:
-            more_hits, more_todo = child.result()
-        except ChildLost:
-            more_hits, more_todo = _check_each(cache, folders[half:], root)
-    finally:
-        child.close()
-    hits.update(more_hits)
-    return hits, todo + more_todo
-
-
 def _check_each(cache: VerifyCache, folders: list[str], root: Path
                 ) -> tuple[dict[str, bytes], list[str]]:
+    """({run_id: stamp} of the folders whose run is its cache entry's, VerifyCache.check; the
+    other folders, in order). (Split over two processes it was no faster: the parent's imports
+    hold the other core until the scan is nearly done.)"""
     from mirror_sweep.sweep.jobs import relative_id
 
     hits, todo = {}, []
