@@ -140,15 +140,15 @@ def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
 
     job_threads.settle()  # again: scipy brings its own BLAS pool
     spare = job_threads.free_threads()
-    r = headline_metrics(perform, observe)[0]  # the per-unit r of units.csv, all the ablation needs
     with ThreadPoolExecutor(1) as background:
         # With a core to spare, the causal ablation (torch, which releases the GIL) runs beside
-        # the analyses.
+        # the analyses: it needs only the per-unit r of units.csv, computed for it alone here.
         beside = None
         if spare > 1 and cfg.ablation.enabled:
             stage("ablation (beside the analysis)")
-            beside = background.submit(timed, run_ablation, cfg, model, test_set, r, perform,
-                                       observe, seeds.ablation)
+            beside = background.submit(timed, run_ablation, cfg, model, test_set,
+                                       headline_metrics(perform, observe)[0], perform, observe,
+                                       seeds.ablation)
         start = time.perf_counter()
         result = analyze_activations(perform, observe, test_set.perform_actions,
                                      test_set.observe_actions, seed=seeds.analysis,
@@ -163,8 +163,8 @@ def run_experiment(cfg: RunConfig, on_epoch: EpochCallback | None = None,
         if beside is None:
             stage("ablation")
             (ablation, ablation_scalars), seconds["ablation"] = timed(
-                run_ablation, cfg, model, test_set, r, perform, observe, seeds.ablation,
-                job_threads.free_threads())
+                run_ablation, cfg, model, test_set, result.units["r"].to_numpy(), perform,
+                observe, seeds.ablation, job_threads.free_threads())
         else:
             (ablation, ablation_scalars), seconds["ablation"] = beside.result()
 
