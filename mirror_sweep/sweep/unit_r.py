@@ -41,6 +41,7 @@ class UnitR:
     table: pd.DataFrame  # run_id, r: what read_unit_r gives
     stamp: bytes | None  # verify_cache.stamp of the file read (None: it changed while read)
     header: bytes  # its first line
+    saved: bool = False  # what R_FILE holds (loaded from it, or written by keep)
 
 
 def read_unit_r(path: Path | str) -> pd.DataFrame:
@@ -78,7 +79,7 @@ def read_after(out: Path | str, earlier: UnitR | None, kept: bytes | None) -> Un
         if handle.readline() != earlier.header:
             return _read_whole(path)
         if os.fstat(handle.fileno()).st_size == size:  # no rows appended
-            return UnitR(earlier.table, now, earlier.header)
+            return earlier if now == earlier.stamp else UnitR(earlier.table, now, earlier.header)
         handle.seek(size)
         names = next(csv.reader([earlier.header.decode()]))
         added = pd.read_csv(handle, header=None, names=names, usecols=COLUMNS, dtype=_DTYPES)
@@ -89,13 +90,10 @@ def read_after(out: Path | str, earlier: UnitR | None, kept: bytes | None) -> Un
 
 
 def keep(out: Path | str, unit_r: UnitR) -> None:
-    """Write R_FILE for `unit_r` unless it holds it already (nothing when its file changed while
+    """Write R_FILE for `unit_r` unless it came from there (nothing when its file changed while
     it was read, or a column has a dtype packed.pack_table does not keep)."""
     path = Path(out) / R_FILE
-    if unit_r.stamp is None or stamp(path.parent, [UNITS_CSV]) != unit_r.stamp:
-        return
-    kept = _load(path)
-    if kept is not None and kept.stamp == unit_r.stamp:
+    if unit_r.saved or unit_r.stamp is None or stamp(path.parent, [UNITS_CSV]) != unit_r.stamp:
         return
     table = packed.pack_table(unit_r.table)
     if table is None:
@@ -103,6 +101,7 @@ def keep(out: Path | str, unit_r: UnitR) -> None:
     data = packed.dump(_MAGIC, {"version": _VERSION, "stamp": unit_r.stamp,
                                 "header": unit_r.header, "table": table})
     results.write_atomic(path, lambda handle: handle.write(data), binary=True)
+    unit_r.saved = True
 
 
 def _read_whole(path: Path) -> UnitR:
@@ -125,6 +124,6 @@ def _load(path: Path) -> UnitR | None:
         if table is None or list(table.columns) != COLUMNS or not isinstance(header, bytes) \
                 or not isinstance(kept, bytes):
             return None
-        return UnitR(table, kept, header)
+        return UnitR(table, kept, header, saved=True)
     except (OSError, KeyError, TypeError):
         return None
