@@ -136,8 +136,8 @@ def test_unchanged_runs_are_not_reverified_and_changed_ones_are(synthetic, tmp_p
     assert "22" in set(third.sweep.runs.run_id)
     # runs added after the others: only they are read, their rows appended to the last files
     reads = []
-    original_read = aggregate._read_text
-    monkeypatch.setattr(aggregate, "_read_text",
+    original_read = aggregate.read_text
+    monkeypatch.setattr(aggregate, "read_text",
                         lambda path: reads.append(Path(path).parent.name) or original_read(path))
     verified.clear()
     write_sweep(sweep, 2, start=23)
@@ -161,7 +161,7 @@ def test_incremental_passes_write_the_files_of_a_full_pass(synthetic, tmp_path, 
     sweep = copy_sweep(synthetic, tmp_path)
     appended, rewritten, reads = [], [], []
     original_append, original_write = aggregate.append_table, aggregate.results.write_table
-    original_read = aggregate._read_text
+    original_read = aggregate.read_text
     monkeypatch.setattr(aggregate, "append_table",
                         lambda path, rows, *how: appended.append(len(rows)) or
                         original_append(path, rows, *how))
@@ -169,7 +169,7 @@ def test_incremental_passes_write_the_files_of_a_full_pass(synthetic, tmp_path, 
                         lambda path, table: (Path(path).name == "runs.csv" and
                                              rewritten.append(len(table))) or
                         original_write(path, table))
-    monkeypatch.setattr(aggregate, "_read_text",
+    monkeypatch.setattr(aggregate, "read_text",
                         lambda path: reads.append(Path(path).parent.name) or original_read(path))
 
     def check(step: str) -> tuple[list, list, set]:
