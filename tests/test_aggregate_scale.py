@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +15,7 @@ import yaml
 
 from mirror_sweep.cli import aggregate_main
 from mirror_sweep.config import ConfigError, keeps_activations
-from mirror_sweep.sweep import aggregate, jobs, packed, results, verify_cache
+from mirror_sweep.sweep import aggregate, jobs, packed, results, streams, verify_cache
 from mirror_sweep.sweep.aggregate import aggregate_sweep, load_sweep, write_aggregate
 from mirror_sweep.sweep.synthetic import CONDITIONS, write_sweep
 from mirror_sweep.sweep.verify_cache import CACHE_FILE
@@ -477,13 +478,13 @@ def test_replaced_files_are_renamed_over_and_their_old_versions_removed(tmp_path
     target.write_text("old\n")
     (tmp_path / ".units.csv.replaced").write_text("left by a killed pass\n")
     tmp.write_text("new\n")
-    replaced = aggregate.Replaced()
+    replaced = streams.Replaced()
     with open(target) as reader:  # a reader of the old version keeps it whole
         replaced.replace(tmp, target)
         replaced.close()
         assert target.read_text() == "new\n" and reader.read() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["units.csv"]
-    monkeypatch.setattr(aggregate.os, "link", lambda *args: (_ for _ in ()).throw(
+    monkeypatch.setattr(streams.os, "link", lambda *args: (_ for _ in ()).throw(
         PermissionError("no hard links here")))
     tmp.write_text("newer\n")
     replaced.replace(tmp, target)  # a plain rename
@@ -500,3 +501,36 @@ def test_an_incremental_pass_leaves_no_hidden_file_but_its_caches(tmp_path):
     assert aggregate_main([str(sweep), "--n-boot", "20", "--no-figures", "--quiet"]) == 0
     hidden = sorted(p.name for p in (sweep / "aggregate").iterdir() if p.name.startswith("."))
     assert hidden == [".unit_r.marshal", CACHE_FILE]
+
+
+def test_copies_made_in_the_background_are_appended_to_and_the_others_removed(
+        tmp_path, monkeypatch):
+    """A stream appending while its file's copy is still being made keeps the rows until it is,
+    and writes what appending to a copy made at once writes; copies not taken are removed."""
+    units, runs = tmp_path / "units.csv", tmp_path / "runs.csv"
+    header = ",".join(jobs.RUN_COLUMNS + ["unit", "r"])
+    units.write_text(header + "\n" + ",".join(["0"] * (len(jobs.RUN_COLUMNS) + 2)) + "\n")
+    runs.write_text("run_id\n0\n")
+    release = threading.Event()
+    original_copy = streams.shutil.copyfile
+
+    def slow_copy(source, target):  # the units.csv copy waits until the rows were added
+        if Path(source) == units:
+            release.wait(5)
+        return original_copy(source, target)
+
+    monkeypatch.setattr(streams.shutil, "copyfile", slow_copy)
+    copying = streams.Copying({units: streams.temporary(units), runs: streams.temporary(runs)})
+    level = {key: f"v{i}" for i, key in enumerate(jobs.RUN_COLUMNS)}
+    stream = streams.TableStream(units, ["unit", "r"], append_rows=1, copying=copying)
+    stream.add(level, "unit,r\n1,0.5\n2,-0.25\n")
+    stream.add(level, 'r,unit\n"0.75",3\n')  # other column order, quoted: parsed
+    assert stream.handle is None and stream.pending  # kept: the copy is not made yet
+    release.set()
+    stream.finish()
+    copying.close()  # runs.csv's copy was not taken: removed
+    front = ",".join(level[key] for key in jobs.RUN_COLUMNS)
+    assert units.read_text().splitlines()[2:] == [f"{front},1,0.5", f"{front},2,-0.25",
+                                                   f"{front},3,0.75"]
+    assert stream.rows == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.csv", "units.csv"]

@@ -54,7 +54,15 @@ from mirror_sweep.sweep.jobs import (
 )
 from mirror_sweep.sweep.packed import pack_table, unpack_table
 from mirror_sweep.sweep.prepass import Prepass, Scan
-from mirror_sweep.sweep.streams import Replaced, TableStream, append_table, read_text, table_layout
+from mirror_sweep.sweep.streams import (
+    Copying,
+    Replaced,
+    TableStream,
+    append_table,
+    read_text,
+    table_layout,
+    temporary,
+)
 from mirror_sweep.sweep.summaries import DEFAULT_CI, robustness
 from mirror_sweep.sweep.verify_cache import CACHE_FILE, VerifyCache, stamp
 
@@ -464,8 +472,36 @@ def _aggregate_sweep(path: Path | str, out_dir: Path | str | None, workers: int,
     columns = {name: union_columns([job.headers.get(name, []) for job, _ in sorted_out.kept])
                for name in TABLES}
     done = appendable(cache.state, out, columns, sorted_out.kept)
+    # the files the new runs' rows are appended to are copied while their rows are read
+    copying = copies_for(out, cache.state, sorted_out.kept[done:]) if done else None
+    try:
+        return _write_tables(root, out, cache, sorted_out, columns, done, failed, use_cache,
+                             replaced, copying)
+    finally:
+        if copying is not None:
+            copying.close()
+
+
+def copies_for(out: Path, state: dict, new: list[tuple[Job, dict[str, Any]]]) -> Copying | None:
+    """The copies of the streamed tables the `new` runs add rows to (and of runs.csv, when the
+    last pass wrote it as it is), started in the background (streams.Copying); None when none."""
+    tables = [out / f"{name}.csv" for name in TABLES
+              if any(job.headers.get(name) for job, _ in new)]
+    if not tables:
+        return None
+    if state.get("runs_file") == stamp(out, ["runs.csv"]):
+        tables.append(out / "runs.csv")
+    return Copying({path: temporary(path) for path in tables})
+
+
+def _write_tables(root: Path, out: Path, cache: VerifyCache, sorted_out: Sorted,
+                  columns: dict[str, list[str]], done: int, failed: list[dict[str, Any]],
+                  use_cache: bool, replaced: Replaced | None,
+                  copying: Copying | None) -> Aggregate:
+    """The tables of the sorted-out runs written, the first `done` runs' rows kept from the last
+    pass (appendable); the cache's state and table updated and saved."""
     streams = {name: TableStream(out / f"{name}.csv", columns[name],
-                                 cache.state["rows"][name] if done else None, replaced)
+                                 cache.state["rows"][name] if done else None, replaced, copying)
                for name in TABLES}
     # the last pass's runs table holds the first `done` runs' rows: their values stay packed
     old_runs = unpack_table(cache.table, done) if done else None
@@ -489,6 +525,8 @@ def _aggregate_sweep(path: Path | str, out_dir: Path | str | None, workers: int,
                 for name, text in texts.items():
                     streams[name].add(level, text)
             written.append(stream_key(job, level) if i >= done else cache.state["kept"][i])
+        # the runs table before the streams are finished: their copies may still be on the way
+        runs, extended = _runs_table(old_runs, rows, sorted_out.kept[:done], cache)
         for stream in streams.values():
             stream.finish()
     except BaseException:
@@ -499,17 +537,6 @@ def _aggregate_sweep(path: Path | str, out_dir: Path | str | None, workers: int,
     cache.state = {"kept": written, "columns": columns,
                    "rows": {name: stream.rows for name, stream in streams.items()},
                    "files": {name: stamp(out, [f"{name}.csv"]) for name in TABLES}}
-    extended = False
-    if old_runs is None:
-        runs = runs_table(rows)
-    elif not rows:
-        runs = old_runs
-    else:  # the new runs' rows after the last pass's, while their columns and dtypes agree
-        runs = extend_table(old_runs, runs_table(rows))
-        extended = runs is not None
-        if runs is None:
-            runs = runs_table([run_row(unpacked(job, cache), level)
-                               for job, level in sorted_out.kept[:done]] + rows)
     if use_cache and runs is not old_runs:  # the cache keeps the table, or the rows added
         added = pack_table(runs.iloc[done:]) if extended else None
         if added is None or not cache.append_rows(added):
@@ -523,7 +550,7 @@ def _aggregate_sweep(path: Path | str, out_dir: Path | str | None, workers: int,
     if done and previous.get("runs_layout") == runs_layout \
             and stamp(out, ["runs.csv"]) == previous.get("runs_file"):
         if len(sweep.runs) > done:
-            append_table(out / "runs.csv", sweep.runs.iloc[done:], replaced)
+            append_table(out / "runs.csv", sweep.runs.iloc[done:], replaced, copying)
     else:
         results.write_table(out / "runs.csv", sweep.runs)
     cache.state.update(runs_layout=runs_layout, runs_file=stamp(out, ["runs.csv"]))
@@ -534,6 +561,23 @@ def _aggregate_sweep(path: Path | str, out_dir: Path | str | None, workers: int,
               "failed": sweep.failed.shape, "duplicates": sweep.duplicates.shape}
     kept_files = {name: previous["files"][name] for name in TABLES} if done else {}
     return Aggregate(sweep, out, shapes, cache.hits, kept_files)
+
+
+def _runs_table(old_runs: pd.DataFrame | None, rows: list[dict[str, Any]],
+                kept_before: list[tuple[Job, dict[str, Any]]], cache: VerifyCache
+                ) -> tuple[pd.DataFrame, bool]:
+    """The runs table: the last pass's (`old_runs`, rows of the runs `kept_before`) with the new
+    `rows` after it, or all made anew (old_runs None, or its layout differs); and whether it is
+    old_runs extended."""
+    if old_runs is None:
+        return runs_table(rows), False
+    if not rows:
+        return old_runs, False
+    runs = extend_table(old_runs, runs_table(rows))  # while their columns and dtypes agree
+    if runs is not None:
+        return runs, True
+    return runs_table([run_row(unpacked(job, cache), level) for job, level in kept_before]
+                      + rows), False
 
 
 def unpacked(job: Job, cache: VerifyCache) -> Job:
