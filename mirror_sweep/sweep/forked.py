@@ -2,10 +2,11 @@
 
 `Forked(function, *args)` forks; the child runs the function and sends back its return value or
 the exception it raised (pickled, through a pipe), then exits at once (no clean-up of the
-parent's state: os._exit). `result()` waits for the child and returns that value or raises that
-exception (with the child's traceback as a note); a child that ended without an answer (killed,
-out of memory) raises `ChildLost`, which callers turn into the same work done in process.
-`close()` stops and reaps a child whose result is not wanted. The child's CPU time is the
+parent's state: os._exit). `result()` waits for the child's answer and returns that value or
+raises that exception (with the child's traceback as a note); a child that ended without an
+answer (killed, out of memory) raises `ChildLost`, which callers turn into the same work done in
+process. `close()` reaps the child (it is not waited for before: its exit, freeing its memory,
+takes a while), stopping it first when its result is not wanted. The child's CPU time is the
 parent's children's (it is reaped), so timings of the whole command include it.
 
 Fork only where it is safe: a process running no other thread (`can_fork`).
@@ -51,36 +52,41 @@ class Forked:
         os.close(write_end)
         self.pid: int | None = pid
         self.pipe: int | None = read_end
+        self.answered = False  # the child sent its answer (and exits by itself)
 
     def result(self) -> Any:
-        """The function's return value; the exception it raised; ChildLost without an answer."""
+        """The function's return value; the exception it raised; ChildLost without an answer.
+        After an answer the child is left to exit on its own (freeing its memory takes it a
+        while): close() reaps it."""
         if self.pipe is None:
             raise RuntimeError("the forked child's result was taken already")
         with open(self.pipe, "rb") as pipe:
             data = pipe.read()
         self.pipe = None
-        _, status = os.waitpid(self.pid, 0)
-        self.pid = None
         try:
             kind, value = pickle.loads(data)
         except Exception:  # noqa: BLE001 - no (whole) answer
+            _, status = os.waitpid(self.pid, 0)
+            self.pid = None
             how = (f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
                    else f"exit code {os.waitstatus_to_exitcode(status)}")
             raise ChildLost(f"ended without an answer ({how})") from None
+        self.answered = True
         if kind == "error":
             raise value
         return value
 
     def close(self) -> None:
-        """Stop and reap the child when its result was not taken."""
+        """Reap the child; stop it first when its result was not taken."""
         if self.pipe is not None:
             os.close(self.pipe)
             self.pipe = None
         if self.pid is not None:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            if not self.answered:
+                try:
+                    os.kill(self.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             os.waitpid(self.pid, 0)
             self.pid = None
 

@@ -148,6 +148,7 @@ class Prepass:
     def __init__(self, path: Path | str, out_dir: Path | str | None, use_cache: bool) -> None:
         self.path, self.out_dir, self.use_cache = Path(path), out_dir, use_cache
         self.child: Forked | None = None
+        self.taken = False  # result() was called
 
     @classmethod
     def start(cls, path: Path | str, out_dir: Path | str | None = None,
@@ -169,18 +170,18 @@ class Prepass:
     def result(self) -> Scan:
         """The child's scan; the error it raised; or, when it ended without an answer, the scan
         made here (with a line on stderr)."""
-        if self.child is None:
+        if self.child is None or self.taken:
             raise RuntimeError("the pre-pass was not started, or its result was taken")
-        child, self.child = self.child, None
+        self.taken = True
         try:
-            return child.result()
+            return self.child.result()
         except ChildLost as lost:
             print(f"mirror-aggregate: the pre-pass process {lost}; scanning the sweep again in "
                   "this process", file=sys.stderr)
             return scan(self.path, self.cache_file())
 
     def close(self) -> None:
-        """Stop and reap the child when its result was not taken (an error before)."""
+        """Reap the child (stopped first when its result was not taken)."""
         if self.child is not None:
             self.child.close()
             self.child = None
