@@ -534,3 +534,73 @@ def test_copies_made_in_the_background_are_appended_to_and_the_others_removed(
                                                    f"{front},3,0.75"]
     assert stream.rows == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.csv", "units.csv"]
+
+
+def test_carried_runs_give_the_files_of_a_full_pass_or_are_not_carried(tmp_path, monkeypatch):
+    """The last pass's kept runs, all unchanged, are carried without a job each (only the other
+    folders examined) when the labels, duplicates and order stay what sort_out makes of all
+    jobs; a new run kept among them, one that changes the labels or a changed run is not
+    carried. Every pass writes the files of a full pass."""
+    sweep = tmp_path / "sweep"
+
+    def new_runs(n: int, start: int, hidden_size: int = 2, lr: str = "0.01",
+                 where: Path = sweep) -> list[Path]:
+        """Synthetic runs, each also holding the override train.lr=LR."""
+        folders = write_sweep(where, n, start=start, hidden_sizes=(hidden_size,))
+        for folder in folders:
+            add_override(folder, f"train.lr={lr}")
+        return folders
+
+    new_runs(12, 0)  # train.lr=0.01 held by every run: not in the labels
+    carried, examined = [], []
+    original_carried, original_examine = aggregate.sort_out_carried, jobs._examine
+    monkeypatch.setattr(aggregate, "sort_out_carried", lambda *args: carried.append(
+        original_carried(*args) is not None) or original_carried(*args))
+    monkeypatch.setattr(jobs, "_examine", lambda folder, root: examined.append(
+        Path(folder).name) or original_examine(folder, root))
+
+    def check(step: str) -> list[bool]:
+        carried.clear(), examined.clear()
+        incremental = aggregate_sweep(sweep, n_boot=50, progress_every=0).out
+        full = fresh_pass(sweep, tmp_path / f"full-{step}")
+        for name in FILES:
+            assert (incremental / f"{name}.csv").read_bytes() == \
+                (full / f"{name}.csv").read_bytes(), (step, name)
+        return list(carried)
+
+    assert check("first") == []  # nothing to carry
+    assert check("unchanged") == [True]
+    new_runs(3, 12)
+    assert check("new runs") == [True] and examined[:3] == ["12", "13", "14"]
+    shutil.copytree(sweep / "0", sweep / "15")  # a duplicate of a carried run
+    assert check("duplicate") == [True]
+    assert pd.read_csv(sweep / "aggregate" / "duplicates.csv").kept_run_id.tolist() == [0]
+    status = json.loads((sweep / "5" / "status.json").read_text())
+    (sweep / "5" / "status.json").write_text(json.dumps({**status, "status": "failed"}))
+    assert check("failed") == []  # run 5 changed: not carried
+    new_runs(1, 16)
+    assert check("failed before") == [True]  # run 5, failed, among the carried runs
+    before = tmp_path / "before"
+    new_runs(1, 17, where=before)
+    shutil.move(before / "17", sweep / "2_1")  # sorts between runs 2 and 3: kept among them
+    assert check("among") == [False]
+    new_runs(1, 18, hidden_size=3)  # a new factor level: no label changes
+    assert check("factor") == [True]
+    new_runs(1, 19, hidden_size=3, lr="0.02")
+    assert check("labels") == [False]  # train.lr=0.01 now varies: in the carried runs' labels
+    conditions = pd.read_csv(sweep / "aggregate" / "runs.csv", dtype={"run_id": str}) \
+        .set_index("run_id").condition
+    assert conditions["0"] == "shared_bidirectional,train.lr=0.01"
+    assert conditions["19"].endswith("train.lr=0.02")
+    new_runs(1, 20, hidden_size=3)
+    assert check("after labels") == [True]
+    shutil.copytree(sweep / "7", sweep / "6_1")  # run 7's config, before it: kept in its place
+    assert check("duplicate before") == [False]
+    assert pd.read_csv(sweep / "aggregate" / "duplicates.csv", dtype=str).set_index(
+        "run_id").kept_run_id["7"] == "6_1"
+
+
+def add_override(folder: Path, override: str) -> None:
+    """One more override in the job's overrides.yaml (its config unchanged)."""
+    path = folder / ".hydra" / "overrides.yaml"
+    path.write_text(yaml.safe_dump([*yaml.safe_load(path.read_text()), override]))

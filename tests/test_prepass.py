@@ -57,6 +57,29 @@ def test_aggregation_from_the_pre_pass_writes_the_files_of_one_without(sweep, tm
         aggregate_sweep(sweep, tmp_path / "elsewhere", prepass=Prepass.start(sweep))
 
 
+def test_runs_the_pre_pass_found_unchanged_are_carried(tmp_path, monkeypatch):
+    """After new runs, the last pass's kept runs are carried on the pre-pass's cache hits (none
+    stat'ed again), and the files are those of a pass without a pre-pass."""
+    root = tmp_path / "sweep"
+    write_sweep(root, 12, hidden_sizes=(4,))
+    aggregate_sweep(root, n_boot=20, progress_every=0)
+    write_sweep(root, 2, start=12, hidden_sizes=(4,))
+    shutil.copytree(root, tmp_path / "copy")
+    carried = []
+    original = aggregate.sort_out_carried
+    monkeypatch.setattr(aggregate, "sort_out_carried",
+                        lambda *args: carried.append(original(*args)) or carried[-1])
+    parent, check = os.getpid(), VerifyCache.check  # (the child checks every run)
+    monkeypatch.setattr(VerifyCache, "check", lambda *args: pytest.fail("stat'ed again")
+                        if os.getpid() == parent else check(*args))
+    with_prepass = aggregate_sweep(root, n_boot=20, progress_every=0, prepass=Prepass.start(root))
+    assert len(carried) == 1 and len(carried[0].carried) == 12 and with_prepass.n_cached == 12
+    without = aggregate_sweep(tmp_path / "copy", n_boot=20, progress_every=0, use_cache=False)
+    for name in FILES:
+        assert (with_prepass.out / f"{name}.csv").read_bytes() == \
+            (without.out / f"{name}.csv").read_bytes(), name
+
+
 def test_examining_in_two_halves_gives_the_jobs_of_one_process(sweep, monkeypatch):
     root = Path(sweep)
     folders = scan(root, None).folders  # no cache: every job folder examined

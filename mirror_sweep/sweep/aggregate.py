@@ -22,7 +22,6 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -177,30 +176,48 @@ def override_key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
-def condition_labels(jobs: list[Job]) -> list[str]:
-    """Each job's condition: its `condition` choice, plus the overrides that vary across the sweep
-    (minus the seed and the other keys of _UNLABELLED_KEYS); "default" when there is none."""
-    readable = [job for job in jobs if job.error is None]
-    counts = Counter(override for job in readable for override in set(job.overrides))
-    labelled: dict[str, bool] = {}  # override -> part of labels (decided once per override)
+class Labels:
+    """Condition labels: a job's `condition` choice, plus its overrides that vary across the sweep
+    (those not held by every readable job), minus the seed, the other keys of _UNLABELLED_KEYS
+    and Hydra's own; "default" when there is none.
 
-    def in_label(override: str) -> bool:
+    everywhere: the overrides every readable job holds (None: there is no readable job, and no
+    override varies).
+    """
+
+    def __init__(self, everywhere: set[str] | None) -> None:
+        self.everywhere = everywhere
+        self.decided: dict[str, bool] = {}  # override -> part of labels (decided once each)
+
+    @classmethod
+    def of(cls, jobs: list[Job]) -> Labels:
+        readable = [set(job.overrides) for job in jobs if job.error is None]
+        return cls(set.intersection(*readable) if readable else None)
+
+    def varies(self, override: str) -> bool:
+        """Whether the override is part of the labels of the jobs holding it."""
+        keep = self.decided.get(override)
+        if keep is None:
+            keep = self.decided[override] = self.everywhere is not None \
+                and override not in self.everywhere and self.labelled(override)
+        return keep
+
+    @staticmethod
+    def labelled(override: str) -> bool:
+        """Whether the override is part of labels where it varies (not the seed, a factor...)."""
         key = override_key(override)
-        return counts[override] < len(readable) and key not in _UNLABELLED_KEYS \
-            and not key.startswith("hydra")
+        return key not in _UNLABELLED_KEYS and not key.startswith("hydra")
 
-    labels = []
-    for job in jobs:
-        varying = []
-        for o in job.overrides:
-            keep = labelled.get(o)
-            if keep is None:
-                keep = labelled[o] = in_label(o)
-            if keep:
-                varying.append(o)
+    def label(self, job: Job) -> str:
+        varying = [o for o in job.overrides if self.varies(o)]
         head = [str(job.choices["condition"])] if job.choices.get("condition") else []
-        labels.append(",".join(head + varying) or "default")
-    return labels
+        return ",".join(head + varying) or "default"
+
+
+def condition_labels(jobs: list[Job]) -> list[str]:
+    """Each job's condition (Labels)."""
+    labels = Labels.of(jobs)
+    return [labels.label(job) for job in jobs]
 
 
 def run_level(job: Job, label: str) -> dict[str, Any]:
@@ -216,34 +233,90 @@ def problem_row(level: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class Sorted:
-    """The jobs of a sweep sorted out: runs to aggregate (with run-level values) and the rest."""
+    """The jobs of a sweep sorted out: runs to aggregate (with run-level values) and the rest.
+
+    carried: the stream keys (stream_key) of the last pass's kept runs, taken unchanged without a
+    Job each (sort_out_carried): the first runs to aggregate, before `kept`. in_all_kept and
+    everywhere: the overrides every kept run holds and those every readable job holds (Labels),
+    what the next pass needs to carry these runs.
+    """
 
     kept: list[tuple[Job, dict[str, Any]]]
     failed: list[dict[str, Any]]
     duplicates: list[dict[str, Any]]
+    carried: list[list] = field(default_factory=list)
+    carried_folders: list[str] = field(default_factory=list)  # their job folders, in order
+    in_all_kept: list[str] = field(default_factory=list)
+    everywhere: list[str] | None = None
 
 
 def sort_out(jobs: list[Job]) -> Sorted:
     """Verified runs to aggregate, once per config hash (the first in run_id order is kept);
     every other job folder is a failed row (status failed, running, missing, unreadable or
     duplicate) with its reason."""
+    labels = Labels.of(jobs)
     out = Sorted([], [], [])
     first: dict[str, str] = {}
-    for job, label in zip(jobs, condition_labels(jobs)):
-        level = run_level(job, label)
+    for job in jobs:
+        level = run_level(job, labels.label(job))
         if job.problem is not None:
             out.failed.append({**problem_row(level), "status": job.state, "error": job.problem})
         elif job.digest in first:
-            kept = first[job.digest]
-            out.duplicates.append({**problem_row(level), "config_hash": job.digest,
-                                   "kept_run_id": kept})
-            out.failed.append({**problem_row(level), "status": "duplicate",
-                               "error": f"same config (hash {job.digest}) as run {kept}: "
-                                        "counted once"})
+            _duplicate(out, level, job.digest, first[job.digest])
         else:
             if job.digest is not None:
                 first[job.digest] = job.run_id
             out.kept.append((job, level))
+    kept = [set(job.overrides) for job, _ in out.kept]
+    out.in_all_kept = sorted(set.intersection(*kept)) if kept else []
+    out.everywhere = sorted(labels.everywhere) if labels.everywhere is not None else None
+    return out
+
+
+def _duplicate(out: Sorted, level: dict[str, Any], digest: str, kept: str) -> None:
+    out.duplicates.append({**problem_row(level), "config_hash": digest, "kept_run_id": kept})
+    out.failed.append({**problem_row(level), "status": "duplicate",
+                       "error": f"same config (hash {digest}) as run {kept}: counted once"})
+
+
+def sort_out_carried(state: dict, carried_at: dict[str, int],
+                     others: list[tuple[int, Job]]) -> Sorted | None:
+    """sort_out of a sweep whose last pass's kept runs (state["kept"], at these positions in
+    folder order) are all unchanged, without a Job for each: they are `carried`, and `others`
+    (the other job folders' jobs, with their positions, in order) sorted out as sort_out would.
+    None when the result would not be sort_out's with those runs first and unchanged: when their
+    labels change (another set of labelled overrides is held everywhere) or another job is
+    kept before one of them or in its place."""
+    keys = state["kept"]
+    readable = [set(job.overrides) for _, job in others if job.error is None]
+    everywhere = set(state["in_all_kept"]).intersection(*readable)
+    labels = Labels(everywhere)
+    if {o for o in everywhere if labels.labelled(o)} != \
+            {o for o in state["everywhere"] if labels.labelled(o)}:
+        return None
+    last = carried_at[keys[-1][0]]
+    carried_digests = {key[-1]: key[0] for key in keys if key[-1] is not None}
+    out = Sorted([], [], [], carried=keys)
+    first: dict[str, str] = {}
+    for position, job in others:
+        level = run_level(job, labels.label(job))
+        if job.problem is not None:
+            out.failed.append({**problem_row(level), "status": job.state, "error": job.problem})
+            continue
+        kept = carried_digests.get(job.digest) or first.get(job.digest)
+        if kept is not None and carried_at.get(kept, -1) > position:
+            return None  # this job would be kept, the carried run its duplicate
+        if kept is not None:
+            _duplicate(out, level, job.digest, kept)
+        elif position < last:
+            return None  # kept among the carried runs, not after them
+        else:
+            if job.digest is not None:
+                first[job.digest] = job.run_id
+            out.kept.append((job, level))
+    out.in_all_kept = sorted(set(state["in_all_kept"]).intersection(
+        *(set(job.overrides) for job, _ in out.kept)))
+    out.everywhere = state["everywhere"]
     return out
 
 
@@ -366,21 +439,22 @@ def stream_key(job: Job, level: dict[str, Any]) -> list:
 
 
 def appendable(state: dict, out: Path, columns: dict[str, list[str]],
-               kept: list[tuple[Job, dict[str, Any]]]) -> int:
+               kept: list[tuple[Job, dict[str, Any]]], carried: int = 0) -> int:
     """How many leading runs of `kept` the last pass's streamed files already hold, unchanged.
 
     Nonzero only when those files are as that pass left them, their columns are the same, and
     the runs it wrote are the first runs of `kept`, each unchanged (from the cache) with the same
     run-level values (labels change when new runs add a varying override). New runs that sort
-    after them are then appended; anything else streams every run again.
+    after them are then appended; anything else streams every run again. carried: how many of
+    those runs come before `kept` (carried, sort_out_carried: known unchanged).
     """
     try:
         old = state["kept"]
-        if not old or len(old) > len(kept) or state["columns"] != columns:
+        if not old or len(old) > carried + len(kept) or state["columns"] != columns:
             return 0
         if any(stamp(out, [f"{name}.csv"]) != state["files"][name] for name in TABLES):
             return 0
-        for (job, level), key in zip(kept, old):
+        for (job, level), key in zip(kept, old[carried:]):
             if not job.from_cache or stream_key(job, level) != key:
                 return 0
         return len(old) if all(isinstance(state["rows"][name], int) for name in TABLES) else 0
@@ -456,8 +530,8 @@ def _aggregate_sweep(path: Path | str, out_dir: Path | str | None, workers: int,
     """aggregate_sweep but robustness.csv (replaced: how files are renamed over)."""
     out = output_dir(path, out_dir)
     cache = VerifyCache(out / CACHE_FILE if use_cache else None)
-    if prepass is not None:  # the cache loaded and its records decoded while the child scans
-        cache.prepare()
+    if prepass is not None and not may_carry(cache.state):
+        cache.prepare()  # the records decoded while the child scans (carried runs need none)
     scan = prepass.result() if prepass is not None else None
     if scan is not None:
         root, folders, leaves = scan.root, scan.folders, scan.leaves
@@ -465,21 +539,102 @@ def _aggregate_sweep(path: Path | str, out_dir: Path | str | None, workers: int,
         root, folders, leaves = job_folders.walk_sweep(
             path, cache.leaves(Path(path)) if use_cache else None)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = examine_all(root, folders, cache, workers, progress_every, leaves, scan)
+    sorted_out = _sorted_out(root, folders, leaves, cache, scan, workers, progress_every)
     cache.old = {}  # entries of job folders that are gone
-    sorted_out = sort_out(jobs)
     failed = list(sorted_out.failed)
-    columns = {name: union_columns([job.headers.get(name, []) for job, _ in sorted_out.kept])
+    carried = [cache.state["columns"]] if sorted_out.carried else []  # (their union, as before)
+    columns = {name: union_columns([*(c[name] for c in carried),
+                                    *(job.headers.get(name, []) for job, _ in sorted_out.kept)])
                for name in TABLES}
-    done = appendable(cache.state, out, columns, sorted_out.kept)
+    done = appendable(cache.state, out, columns, sorted_out.kept, len(sorted_out.carried))
+    # the last pass's runs table holds the first `done` runs' rows: their values stay packed
+    old_runs = unpack_table(cache.table, done) if done else None
+    if sorted_out.carried and (not done or old_runs is None):  # every run's rows are needed
+        sorted_out.kept[:0] = uncarried(sorted_out, cache)
+        sorted_out.carried, sorted_out.carried_folders = [], []
     # the files the new runs' rows are appended to are copied while their rows are read
-    copying = copies_for(out, cache.state, sorted_out.kept[done:]) if done else None
+    copying = copies_for(out, cache.state, sorted_out.kept[done - len(sorted_out.carried):]) \
+        if done else None
     try:
-        return _write_tables(root, out, cache, sorted_out, columns, done, failed, use_cache,
-                             replaced, copying)
+        return _write_tables(root, out, cache, sorted_out, columns, done, old_runs, failed,
+                             use_cache, replaced, copying)
     finally:
         if copying is not None:
             copying.close()
+
+
+def _sorted_out(root: Path, folders: list[Path] | list[str], leaves: dict[str, bytes],
+                cache: VerifyCache, scan: Scan | None, workers: int,
+                progress_every: int) -> Sorted:
+    """The job folders examined (examine_all) and sorted out (sort_out). When the pre-pass
+    found every run the last pass kept unchanged (`carriable`), those runs are carried
+    (sort_out_carried) and only the other folders are examined; if that does not give
+    sort_out's result, the carried runs are examined too and all sorted out as usual."""
+    carried_at = carriable(cache, scan, root, folders)
+    if carried_at is None:
+        return sort_out(examine_all(root, folders, cache, workers, progress_every, leaves, scan))
+    others_at = [i for i in range(len(folders)) if i not in carried_at.inverse]
+    others = examine_all(root, [folders[i] for i in others_at], cache, workers,
+                         progress_every, leaves, scan)
+    sorted_out = sort_out_carried(cache.state, carried_at.positions, list(zip(others_at, others)))
+    if sorted_out is not None:
+        sorted_out.carried_folders = [folders[carried_at.positions[key[0]]]
+                                      for key in sorted_out.carried]
+        cache.carry(sorted_out.carried, sorted_out.carried_folders, leaves)
+        return sorted_out
+    carried_jobs = examine_all(root, [folders[i] for i in sorted(carried_at.inverse)], cache,
+                               workers, 0, leaves, scan)
+    jobs = dict(zip(others_at, others)) | dict(zip(sorted(carried_at.inverse), carried_jobs))
+    return sort_out([jobs[i] for i in range(len(folders))])
+
+
+@dataclass
+class Carried:
+    """Where the last pass's kept runs are among this pass's job folders."""
+
+    positions: dict[str, int]  # run_id -> position in folder order
+    inverse: dict[int, str]  # position -> run_id
+
+
+def may_carry(state: dict) -> bool:
+    """Whether the last pass left what carrying its kept runs needs (carriable)."""
+    return bool(state.get("kept")) and isinstance(state.get("in_all_kept"), list)
+
+
+def carriable(cache: VerifyCache, scan: Scan | None, root: Path,
+              folders: list[Path] | list[str]) -> Carried | None:
+    """Where the last pass's kept runs are, when every one of them is still there, in the same
+    order, its files unchanged (as the pre-pass found them, when it checked them against the same
+    cache file: its hits; else stat'ed here, VerifyCache.check), and the cache's state says what
+    carrying them needs (may_carry); None otherwise."""
+    state = cache.state
+    if not may_carry(state) or not isinstance(state.get("everywhere"), list):
+        return None
+    checked = scan is not None and cache.token is not None and scan.token == cache.token
+    index = {relative_id(folder, root): i for i, folder in enumerate(folders)}
+    positions: dict[str, int] = {}
+    last = -1
+    try:
+        for key in state["kept"]:
+            run_id = key[0]
+            position = index.get(run_id, -1)
+            entry = cache.old.get(run_id)
+            if position <= last or entry is None:
+                return None  # gone, moved or not cached
+            found = scan.hits.get(run_id) if checked else cache.check(run_id, folders[position])
+            if found is None or found != entry[1]:
+                return None  # changed
+            positions[run_id] = last = position
+    except (TypeError, IndexError, KeyError):  # a malformed state: the usual path
+        return None
+    return Carried(positions, {i: run_id for run_id, i in positions.items()})
+
+
+def uncarried(sorted_out: Sorted, cache: VerifyCache) -> list[tuple[Job, dict[str, Any]]]:
+    """The carried runs as jobs (from their cache entries) with their run-level values."""
+    return [(Job(folder, key[0], state="complete", from_cache=True, **cache.entry(key[0])),
+             dict(zip(RUN_COLUMNS, key[:-1])))
+            for key, folder in zip(sorted_out.carried, sorted_out.carried_folders)]
 
 
 def copies_for(out: Path, state: dict, new: list[tuple[Job, dict[str, Any]]]) -> Copying | None:
@@ -495,19 +650,19 @@ def copies_for(out: Path, state: dict, new: list[tuple[Job, dict[str, Any]]]) ->
 
 
 def _write_tables(root: Path, out: Path, cache: VerifyCache, sorted_out: Sorted,
-                  columns: dict[str, list[str]], done: int, failed: list[dict[str, Any]],
-                  use_cache: bool, replaced: Replaced | None,
+                  columns: dict[str, list[str]], done: int, old_runs: pd.DataFrame | None,
+                  failed: list[dict[str, Any]], use_cache: bool, replaced: Replaced | None,
                   copying: Copying | None) -> Aggregate:
     """The tables of the sorted-out runs written, the first `done` runs' rows kept from the last
-    pass (appendable); the cache's state and table updated and saved."""
+    pass (appendable; old_runs: its runs table, or None); the cache's state and table updated
+    and saved."""
     streams = {name: TableStream(out / f"{name}.csv", columns[name],
                                  cache.state["rows"][name] if done else None, replaced, copying)
                for name in TABLES}
-    # the last pass's runs table holds the first `done` runs' rows: their values stay packed
-    old_runs = unpack_table(cache.table, done) if done else None
-    rows, written = [], []
+    carried = len(sorted_out.carried)  # the first runs, in the files already
+    rows, written = [], list(sorted_out.carried)
     try:
-        for i, (job, level) in enumerate(sorted_out.kept):
+        for i, (job, level) in enumerate(sorted_out.kept, start=carried):
             if i >= done or old_runs is None:
                 rows.append(run_row(unpacked(job, cache), level))
             if i >= done:  # runs before `done` are in the files already, unchanged
@@ -526,7 +681,9 @@ def _write_tables(root: Path, out: Path, cache: VerifyCache, sorted_out: Sorted,
                     streams[name].add(level, text)
             written.append(stream_key(job, level) if i >= done else cache.state["kept"][i])
         # the runs table before the streams are finished: their copies may still be on the way
-        runs, extended = _runs_table(old_runs, rows, sorted_out.kept[:done], cache)
+        runs, extended = _runs_table(
+            old_runs, rows, lambda: uncarried(sorted_out, cache) + sorted_out.kept[:done - carried],
+            cache)
         for stream in streams.values():
             stream.finish()
     except BaseException:
@@ -534,7 +691,8 @@ def _write_tables(root: Path, out: Path, cache: VerifyCache, sorted_out: Sorted,
             stream.discard()
         raise
     previous = cache.state
-    cache.state = {"kept": written, "columns": columns,
+    cache.state = {"kept": written, "columns": columns, "in_all_kept": sorted_out.in_all_kept,
+                   "everywhere": sorted_out.everywhere,
                    "rows": {name: stream.rows for name, stream in streams.items()},
                    "files": {name: stamp(out, [f"{name}.csv"]) for name in TABLES}}
     if use_cache and runs is not old_runs:  # the cache keeps the table, or the rows added
@@ -564,9 +722,9 @@ def _write_tables(root: Path, out: Path, cache: VerifyCache, sorted_out: Sorted,
 
 
 def _runs_table(old_runs: pd.DataFrame | None, rows: list[dict[str, Any]],
-                kept_before: list[tuple[Job, dict[str, Any]]], cache: VerifyCache
+                kept_before: Callable[[], list[tuple[Job, dict[str, Any]]]], cache: VerifyCache
                 ) -> tuple[pd.DataFrame, bool]:
-    """The runs table: the last pass's (`old_runs`, rows of the runs `kept_before`) with the new
+    """The runs table: the last pass's (`old_runs`, rows of the runs `kept_before()`) with the new
     `rows` after it, or all made anew (old_runs None, or its layout differs); and whether it is
     old_runs extended."""
     if old_runs is None:
@@ -576,7 +734,7 @@ def _runs_table(old_runs: pd.DataFrame | None, rows: list[dict[str, Any]],
     runs = extend_table(old_runs, runs_table(rows))  # while their columns and dtypes agree
     if runs is not None:
         return runs, True
-    return runs_table([run_row(unpacked(job, cache), level) for job, level in kept_before]
+    return runs_table([run_row(unpacked(job, cache), level) for job, level in kept_before()]
                       + rows), False
 
 

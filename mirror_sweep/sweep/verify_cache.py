@@ -221,6 +221,30 @@ class VerifyCache:
         self.new[run_id] = entry
         return job
 
+    def carry(self, keys: list[list], folders: list[str],
+              leaves: dict[str, bytes] | None = None) -> None:
+        """Take the entries of these runs (stream keys: run_id first; their job folders) as
+        lookup takes an unchanged run's, without decoding them: runs whose files the pre-pass
+        found unchanged (`check`, against the same file: `token`) and that aggregate carries
+        unchanged. leaves as in lookup (by folder)."""
+        leaves = leaves or {}
+        for key, folder in zip(keys, folders):
+            run_id = key[0]
+            entry = self.old.pop(run_id)
+            self._prepared.pop(run_id, None)
+            leaf = leaves.get(str(folder))
+            if leaf != entry[4]:
+                entry = (*entry[:4], leaf)
+                self.stored += 1  # (a change to save)
+                self._changed.add(run_id)
+            self.new[run_id] = entry
+        self.hits += len(keys)
+
+    def entry(self, run_id: str) -> dict[str, Any]:
+        """What lookup answered for a run taken in this pass (lookup or carry)."""
+        _, _, record, values, _ = self.new[run_id]
+        return self._job(record, values)
+
     def _job(self, record: bytes, values: bytes) -> dict[str, Any]:
         """What lookup answers for an entry's record and values."""
         config, overrides, choices, digest, headers = marshal.loads(record)
