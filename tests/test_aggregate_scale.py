@@ -432,6 +432,10 @@ def test_a_pass_after_new_runs_appends_its_changes_to_the_cache_file(tmp_path):
     full = aggregate_sweep(fresh, n_boot=20, progress_every=0)
     assert verify_cache.VerifyCache(full.out / CACHE_FILE)._file["updates"] == 0
     assert cache_content(loaded) == cache_content(verify_cache.VerifyCache(full.out / CACHE_FILE))
+    entries = verify_cache.VerifyCache(cache, entries_only=True)  # what the pre-pass loads
+    assert entries.old == loaded.old and entries.names.items == loaded.names.items
+    assert entries.token == loaded.token and entries.state == {} and entries.table is None
+    assert loaded.state["kept"] and loaded.table is not None
     assert aggregate_sweep(sweep, n_boot=20, progress_every=0).n_cached == 36
 
 

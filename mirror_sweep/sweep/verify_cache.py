@@ -12,20 +12,22 @@ removing or renaming anything in the folder moves its mtime. On a file system wi
 a same-size change within one tick of the stamp goes unseen (delete the cache to verify all).
 
 The file is Python's `marshal` format (plain data only: loading it runs no code, unlike pickle)
-behind a magic line, in segments with a CRC-32 each: the first holds everything, with a version
-number; each later one what one pass changed (a pass after a few new runs appends its changes,
-a few hundred kB at 10^4 runs, instead of writing ~24 MB again; the file is written whole again
-after MAX_UPDATES such segments, when they outgrow half the first, or when anything else
-changed). A cache of another version, another marshal format, or one that is damaged,
+behind a magic line, in segments with a CRC-32 each, each in two parts: the entries, then the
+rest (the forked pre-pass decodes the first part alone). The first segment holds everything,
+with a version number; each later one what one pass changed (a pass after a few new runs appends
+its changes, a few hundred kB at 10^4 runs, instead of writing ~24 MB again; the file is written
+whole again after MAX_UPDATES such segments, when they outgrow half the first, or when anything
+else changed). A cache of another version, another marshal format, or one that is damaged,
 unreadable or malformed in any way is ignored, which only costs a full verification; a later
 segment cut short or damaged is ignored with those after it (the cache is the pass before's;
-the files it then no longer describes are streamed again). Each run's entry is a few bytes objects (its signature,
-its Hydra record, its runs-table values), so loading a large cache creates a few objects per
-run, and a run's values are only unpacked when the runs table has to be rebuilt. The cache also
-keeps what the last pass wrote (`state`, aggregate_sweep's business) and its runs table
-(`table`, packed columns). `check` stats a run's files against its entry without taking it, and
-`token` names the file loaded: the forked pre-pass (sweep/prepass.py) checks every run in a child
-process, and the parent, which loaded the same file, takes each hit with `lookup(checked=)`.
+the files it then no longer describes are streamed again). Each run's entry is a few bytes
+objects (its signature, its Hydra record, its runs-table values), so loading a large cache
+creates a few objects per run, and a run's values are only unpacked when the runs table has to
+be rebuilt. The cache also keeps what the last pass wrote (`state`, aggregate_sweep's business)
+and its runs table (`table`, packed columns). `check` stats a run's files against its entry
+without taking it, and `token` names the file loaded: the forked pre-pass (sweep/prepass.py)
+checks every run in a child process, and the parent, which loaded the same file, takes each hit
+with `lookup(checked=)`, or carries it (`carry`).
 """
 
 from __future__ import annotations
@@ -43,11 +45,15 @@ CACHE_FILE = ".verified.marshal"
 LEGACY_FILES = (".verified.json",)
 _MAGIC = b"mirror-sweep verification cache\n"
 # Bump when what a cached entry holds or how a run is verified changes: old caches are ignored.
-CACHE_VERSION = 7  # 7: segments; 6: marshal, entries of packed bytes, folder stamps, runs table
+CACHE_VERSION = 8  # 8: entries apart; 7: segments; 6: marshal, packed entries, runs table
 # Segments appended to a cache file before it is written anew (each one pass's changes).
 MAX_UPDATES = 16
 _HEAD = struct.Struct("<IQ")  # a segment's CRC-32 and size
+_LENGTH = struct.Struct("<Q")  # the length of a segment's entries part
 _SHARED_NAMES = ("names", "headers", "keys", "choices")
+# What a segment's first part holds: the entries and what they point into (what `check` needs);
+# its second part holds the rest (the state, the runs table), not decoded with entries_only.
+_ENTRY_KEYS = frozenset({"version", "marshal", *_SHARED_NAMES, "runs", "gone"})
 HYDRA_FILES = (".hydra/config.yaml", ".hydra/overrides.yaml", ".hydra/hydra.yaml")
 
 
@@ -102,8 +108,11 @@ class VerifyCache:
     cache is that of the pass before, and the next save writes the whole file anew.
     """
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, entries_only: bool = False) -> None:
+        """entries_only: load the entries alone, not the state and runs table (the pre-pass's
+        `check` needs no more; such a cache is not to be saved)."""
         self.path = Path(path) if path is not None else None
+        self.entries_only = entries_only
         self.new: dict[str, Any] = {}  # entries looked up unchanged or stored in this pass
         self.stored = 0  # entries stored (verified) or dropped in this pass
         self.hits = 0
@@ -144,7 +153,7 @@ class VerifyCache:
             body = memoryview(data)[position + _HEAD.size:position + _HEAD.size + size]
             if len(body) != size or zlib.crc32(body) != crc:
                 break  # cut short or damaged: this segment and any after are ignored
-            segment = marshal.loads(body)
+            segment = _unsegment(body, self.entries_only)
             if content is None:
                 if not (isinstance(segment, dict) and segment.get("version") == CACHE_VERSION
                         and segment.get("marshal") == marshal.version
@@ -324,7 +333,7 @@ class VerifyCache:
         update = self._update()
         if update is not None:
             try:
-                body = marshal.dumps(update)
+                body = _segment(update)
             except ValueError:  # a value marshal cannot write: the whole file below
                 body = None
             if body is not None and self._append(body):
@@ -334,9 +343,9 @@ class VerifyCache:
                    "keys": self.keys.items, "choices": self.choices.items,
                    "runs": self.new, "state": self.state}
         try:
-            body = marshal.dumps({**content, "table": self.table})
+            body = _segment({**content, "table": self.table})
         except ValueError:  # a value marshal cannot write in the table: rebuilt next pass
-            body = marshal.dumps(content)
+            body = _segment(content)
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         with open(tmp, "wb") as handle:
             handle.write(_MAGIC + _HEAD.pack(zlib.crc32(body), len(body)) + body)
@@ -385,14 +394,35 @@ class VerifyCache:
         return True
 
 
+def _segment(content: dict[str, Any]) -> bytes:
+    """A segment's body: its entries part (_ENTRY_KEYS) and the rest, each marshalled, the
+    first's length in front (ValueError: a value marshal cannot write)."""
+    entries = marshal.dumps({key: value for key, value in content.items() if key in _ENTRY_KEYS})
+    rest = marshal.dumps({key: value for key, value in content.items()
+                          if key not in _ENTRY_KEYS})
+    return _LENGTH.pack(len(entries)) + entries + rest
+
+
+def _unsegment(body: memoryview, entries_only: bool = False) -> dict[str, Any]:
+    """What _segment wrote (entries_only: its entries part alone)."""
+    (length,) = _LENGTH.unpack_from(body)
+    content = marshal.loads(body[_LENGTH.size:_LENGTH.size + length])
+    if not entries_only:
+        content.update(marshal.loads(body[_LENGTH.size + length:]))
+    return content
+
+
 def _apply(content: dict[str, Any], update: dict[str, Any]) -> None:
-    """A later segment applied to the first's content (in place)."""
+    """A later segment applied to the first's content (in place; its entries part alone when it
+    has no more)."""
     for name in _SHARED_NAMES:
         content[name] = content[name] + update[name]
     runs = content["runs"]
     for run_id in update["gone"]:
         runs.pop(run_id, None)
     runs.update(update["runs"])
+    if "state" not in update:
+        return
     kept = content["state"]["kept"][:update["kept_from"]] + update["kept"]
     content["state"] = {**update["state"], "kept": kept}
     for rows in update["rows"]:
