@@ -530,8 +530,13 @@ def _aggregate_sweep(path: Path | str, out_dir: Path | str | None, workers: int,
     """aggregate_sweep but robustness.csv (replaced: how files are renamed over)."""
     out = output_dir(path, out_dir)
     cache = VerifyCache(out / CACHE_FILE if use_cache else None)
-    if prepass is not None and not may_carry(cache.state):
-        cache.prepare()  # the records decoded while the child scans (carried runs need none)
+    # while the child scans: the runs table of the runs that may be carried unpacked, or (when
+    # none may) every cache record decoded
+    early = None
+    if prepass is not None and may_carry(cache.state):
+        early = unpack_table(cache.table, len(cache.state["kept"]))
+    elif prepass is not None:
+        cache.prepare()
     scan = prepass.result() if prepass is not None else None
     if scan is not None:
         root, folders, leaves = scan.root, scan.folders, scan.leaves
@@ -548,7 +553,7 @@ def _aggregate_sweep(path: Path | str, out_dir: Path | str | None, workers: int,
                for name in TABLES}
     done = appendable(cache.state, out, columns, sorted_out.kept, len(sorted_out.carried))
     # the last pass's runs table holds the first `done` runs' rows: their values stay packed
-    old_runs = unpack_table(cache.table, done) if done else None
+    old_runs = (early if early is not None else unpack_table(cache.table, done)) if done else None
     if sorted_out.carried and (not done or old_runs is None):  # every run's rows are needed
         sorted_out.kept[:0] = uncarried(sorted_out, cache)
         sorted_out.carried, sorted_out.carried_folders = [], []
