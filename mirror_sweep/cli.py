@@ -130,6 +130,7 @@ def _aggregate(args: argparse.Namespace, prepass: Prepass | None = None) -> int:
     from mirror_sweep.sweep import results, unit_r
     from mirror_sweep.sweep.aggregate import SweepError, aggregate_sweep, read_aggregate
     from mirror_sweep.sweep.jobs import output_dir
+    from mirror_sweep.sweep.summaries import special
 
     # The claims read each unit's r: that of the last pass's units.csv is taken now, while the
     # pre-pass scans the sweep, and after the pass only the rows it appended (sweep/unit_r.py).
@@ -138,7 +139,8 @@ def _aggregate(args: argparse.Namespace, prepass: Prepass | None = None) -> int:
     try:  # the per-run tables are streamed to CSV; robustness is written below, with the claims'
         result = aggregate_sweep(args.sweep_dir, args.out, n_boot=args.n_boot, seed=args.seed,
                                  workers=args.workers, progress_every=0 if args.quiet else 100,
-                                 summary=lambda runs: None, prepass=prepass)
+                                 summary=lambda runs: None, prepass=prepass,
+                                 meanwhile=special)  # scipy.special imported while it scans
     except SweepError as error:
         print(f"mirror-aggregate: {error}", file=sys.stderr)
         return errors.EXIT_BAD_INPUT

@@ -138,6 +138,24 @@ def test_what_the_child_runs_imports_neither_numpy_nor_pandas():
     assert out.strip() == "[]"
 
 
+def test_the_parent_imports_scipy_special_while_the_pre_pass_scans(sweep, tmp_path):
+    """mirror-aggregate's modules load without scipy.special (~0.1 s), which the command
+    imports in aggregate_sweep's `meanwhile`: called once, before the scan is taken."""
+    code = ("import sys, mirror_sweep.cli, mirror_sweep.report.stats, mirror_sweep.report.write, "
+            "mirror_sweep.sweep.aggregate; print('scipy.special' in sys.modules)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True).stdout
+    assert out.strip() == "False"
+    calls = []
+    started = Prepass.start(sweep)
+    aggregate_sweep(sweep, n_boot=20, progress_every=0, prepass=started,
+                    meanwhile=lambda: calls.append(started.taken))
+    assert calls == [False]  # called before the result was taken
+    aggregate_sweep(sweep, n_boot=20, progress_every=0, meanwhile=lambda: calls.append(1))
+    assert calls == [False]  # without a pre-pass, nothing to wait for
+
+
 # mirror-aggregate, counting the pre-passes it starts
 _COUNTING_FORKS = (
     "import sys, mirror_sweep.cli as cli, mirror_sweep.sweep.prepass as p; started = []; "

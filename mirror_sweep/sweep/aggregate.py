@@ -480,7 +480,8 @@ def aggregate_sweep(path: Path | str, out_dir: Path | str | None = None, n_boot:
                     seed: int = 0, workers: int = 1, progress_every: int = 100,
                     use_cache: bool = True,
                     summary: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
-                    prepass: Prepass | None = None) -> Aggregate:
+                    prepass: Prepass | None = None,
+                    meanwhile: Callable[[], object] | None = None) -> Aggregate:
     """Aggregate a sweep into CSV files with memory bounded by the per-run table.
 
     Writes the same files as write_aggregate(load_sweep(path)) (same tables; the per-unit,
@@ -490,7 +491,8 @@ def aggregate_sweep(path: Path | str, out_dir: Path | str | None = None, n_boot:
     a summary returning None leaves robustness.csv to the caller).
     workers > 1 verifies runs in that many processes. prepass: the scan of the sweep started in
     a forked process for these arguments (prepass.Prepass.start(path, out_dir, use_cache)),
-    taken instead of one made here.
+    taken instead of one made here; meanwhile: called while that scan is made, before it is
+    taken (the command line imports what its report needs then).
     """
     if prepass is not None and not prepass.matches(path, out_dir, use_cache):
         raise ValueError(f"the pre-pass scanned {prepass.path} for other arguments")
@@ -498,7 +500,7 @@ def aggregate_sweep(path: Path | str, out_dir: Path | str | None = None, n_boot:
     try:
         with paused_gc():
             result = _aggregate_sweep(path, out_dir, workers, progress_every, use_cache, prepass,
-                                      replaced)
+                                      replaced, meanwhile)
     finally:
         replaced.close()
     runs = result.sweep.runs  # the statistics with the collector on (pandas makes cycles)
@@ -526,7 +528,8 @@ def paused_gc() -> Iterator[None]:
 def _aggregate_sweep(path: Path | str, out_dir: Path | str | None, workers: int,
                      progress_every: int, use_cache: bool,
                      prepass: Prepass | None = None,
-                     replaced: Replaced | None = None) -> Aggregate:
+                     replaced: Replaced | None = None,
+                     meanwhile: Callable[[], object] | None = None) -> Aggregate:
     """aggregate_sweep but robustness.csv (replaced: how files are renamed over)."""
     out = output_dir(path, out_dir)
     cache = VerifyCache(out / CACHE_FILE if use_cache else None)
@@ -537,6 +540,8 @@ def _aggregate_sweep(path: Path | str, out_dir: Path | str | None, workers: int,
         early = unpack_table(cache.table, len(cache.state["kept"]))
     elif prepass is not None:
         cache.prepare()
+    if prepass is not None and meanwhile is not None:
+        meanwhile()
     scan = prepass.result() if prepass is not None else None
     if scan is not None:
         root, folders, leaves = scan.root, scan.folders, scan.leaves

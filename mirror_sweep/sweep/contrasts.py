@@ -26,7 +26,6 @@ from collections import defaultdict
 
 import numpy as np
 import pandas as pd
-import scipy.special
 
 from mirror_sweep.sweep.summaries import (
     DEFAULT_CI,
@@ -34,6 +33,7 @@ from mirror_sweep.sweep.summaries import (
     check_ci_method,
     mean_ci,
     robustness_keys,
+    special,
 )
 
 CONTRAST_COLUMNS = ["condition", "reference", "metric", "n_pairs", "mean_difference", "ci_low",
@@ -94,7 +94,7 @@ def sign_flip_pvalues(ds: list[np.ndarray], seed: int = 0) -> np.ndarray:
             scale = np.sqrt((d**2).sum(axis=0))
             with np.errstate(divide="ignore", invalid="ignore"):
                 z = np.where(scale > 0, observed / scale, 0.0)
-            out[where] = np.minimum(2 * scipy.special.ndtr(-z), 1.0)  # 2 P(Z >= z)
+            out[where] = np.minimum(2 * special().ndtr(-z), 1.0)  # 2 P(Z >= z)
     return out
 
 

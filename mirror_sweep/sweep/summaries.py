@@ -16,12 +16,18 @@ import functools
 import numpy as np
 import pandas as pd
 
-# scipy.special, not scipy.stats (~4x slower to import): t quantiles are special.stdtrit, the
-# normal's ppf / cdf special.ndtri / ndtr, the functions scipy.stats.t and norm call.
-import scipy.special
-
 from mirror_sweep.sweep.ci import CI_METHODS, DEFAULT_CI
 from mirror_sweep.sweep.factors import varying_factors
+
+
+def special():
+    """scipy.special, imported when first used: scipy.special, not scipy.stats (~4x slower to
+    import): t quantiles are special.stdtrit, the normal's ppf / cdf special.ndtri / ndtr, the
+    functions scipy.stats.t and norm call. Its import (~0.1 s) is not paid by whoever imports
+    this module: mirror-aggregate makes it while its pre-pass scans the sweep (cli.py)."""
+    import scipy.special
+
+    return scipy.special
 
 _BOOT_BLOCK = 2_000_000  # resample x replicate counts held at a time by bootstrap_means
 ROBUSTNESS_STATS = ["metric", "n", "mean", "sd", "ci_low", "ci_high"]
@@ -108,19 +114,19 @@ def mean_ci(x: np.ndarray, ci: str, n_boot: int, seed: int, level: float) -> np.
 @functools.lru_cache(maxsize=4096)
 def t_quantile(q: float, df: int) -> float:
     """Student t quantile (scipy.stats.t.ppf(q, df)), cached: thousands of CIs share few df."""
-    return float(scipy.special.stdtrit(df, q))
+    return float(special().stdtrit(df, q))
 
 
 def _bca(x: np.ndarray, boot: np.ndarray, tails: np.ndarray) -> np.ndarray:
     """BCa interval of the mean of x from its bootstrap means (x not constant)."""
     n = len(x)
     share = np.clip(np.mean(boot < x.mean()), 1 / (len(boot) + 1), len(boot) / (len(boot) + 1))
-    z0 = scipy.special.ndtri(share)
+    z0 = special().ndtri(share)
     jack = (x.sum() - x) / (n - 1)
     d = jack.mean() - jack
     accel = (d**3).sum() / (6 * (d**2).sum() ** 1.5) if n > 1 else 0.0
-    z = scipy.special.ndtri(tails)
-    adjusted = scipy.special.ndtr(z0 + (z0 + z) / (1 - accel * (z0 + z)))
+    z = special().ndtri(tails)
+    adjusted = special().ndtr(z0 + (z0 + z) / (1 - accel * (z0 + z)))
     return np.percentile(boot, 100 * adjusted)
 
 
