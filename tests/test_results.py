@@ -4,6 +4,8 @@ code version, results.run_state, is tested with the sweeps.)"""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -72,3 +74,14 @@ def test_a_running_or_failed_run_is_not_complete(tmp_path):
     assert status["status"] == "failed" and "RuntimeError: boom" in status["error"]
     assert not results.is_complete(folder)
 
+
+
+def test_update_table_writes_only_a_changed_table(tmp_path):
+    path = tmp_path / "failed.csv"
+    table = pd.DataFrame({"run_id": ["3", "10"], "error": ["a, quoted \"one\"", float("nan")]})
+    assert results.update_table(path, table)
+    assert path.read_text() == table.to_csv(index=False)
+    os.utime(path, ns=(0, 0))
+    assert not results.update_table(path, table) and path.stat().st_mtime_ns == 0
+    assert results.update_table(path, table.iloc[:1])  # changed: written
+    assert pd.read_csv(path, dtype=str).run_id.tolist() == ["3"] and path.stat().st_mtime_ns > 0

@@ -408,10 +408,11 @@ def write_aggregate(sweep: Sweep, out_dir: Path | str | None = None, n_boot: int
 
 
 def write_run_level(out: Path, sweep: Sweep, summary: pd.DataFrame | None) -> None:
-    """failed.csv, duplicates.csv and robustness.csv (`summary`: across seeds, from the runs;
-    None: the caller writes robustness.csv)."""
-    results.write_table(out / "failed.csv", sweep.failed)
-    results.write_table(out / "duplicates.csv", sweep.duplicates)
+    """failed.csv, duplicates.csv (each left as it is when it holds that table already) and
+    robustness.csv (`summary`: across seeds, from the runs; None: the caller writes
+    robustness.csv)."""
+    results.update_table(out / "failed.csv", sweep.failed)
+    results.update_table(out / "duplicates.csv", sweep.duplicates)
     if summary is not None:
         results.write_table(out / "robustness.csv", summary)
 
