@@ -39,7 +39,7 @@ def test_the_forked_scan_is_the_in_process_one(sweep):
     forked = Prepass.start(sweep).result()
     assert forked == here  # folders, leaves, token, hits, examined jobs (Job equality)
     assert len(here.folders) == 15 and here.token is not None
-    assert sorted(here.hits) == sorted(set(map(str, range(13))) - {"3"})
+    assert here.hits == {str(sweep / str(i)) for i in range(13) if i != 3}
     assert [job.run_id for job in here.fresh] == ["3", "13", "14"]
     assert here.fresh[0].state == "unreadable" and here.fresh[1].problem is None
 
@@ -117,8 +117,7 @@ def test_hits_checked_against_another_cache_file_are_checked_again(sweep):
     in between) is not trusted: every run is stat'ed, run 3 (changed) is verified again."""
     root = Path(sweep)
     folders, leaves = scan(root, None).folders, {}
-    everything = {aggregate.relative_id(folder, root): b"stale" for folder in folders}
-    stale = Scan(root, folders, leaves, b"another file", everything, [])
+    stale = Scan(root, folders, leaves, b"another file", set(folders), [])  # all "unchanged"
     cache = VerifyCache(cache_path(root, None, True))
     jobs = examine_all(root, folders, cache, scan=stale)
     by_id = {job.run_id: job for job in jobs}

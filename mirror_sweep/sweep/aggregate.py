@@ -120,10 +120,9 @@ def examine_all(root: Path, folders: list[Path] | list[str], cache: VerifyCache 
         run_id = relative_id(folder, root)
         if cache is None:
             data = None
-        elif checked:  # the pre-pass stat'ed the run's files: a hit is compared, a miss is one
-            hit = scan.hits.get(run_id)
-            data = cache.lookup(run_id, folder, leaves.get(str(folder)), checked=hit) \
-                if hit is not None else None
+        elif checked:  # the pre-pass stat'ed the run's files against the same entries
+            data = cache.lookup(run_id, folder, leaves.get(str(folder)), checked=True) \
+                if str(folder) in scan.hits else None
         else:
             data = cache.lookup(run_id, folder, leaves.get(str(folder)))
         if data is not None:
@@ -634,8 +633,9 @@ def carriable(cache: VerifyCache, scan: Scan | None, root: Path,
             entry = cache.old.get(run_id)
             if position <= last or entry is None:
                 return None  # gone, moved or not cached
-            found = scan.hits.get(run_id) if checked else cache.check(run_id, folders[position])
-            if found is None or found != entry[1]:
+            unchanged = str(folders[position]) in scan.hits if checked \
+                else cache.check(run_id, folders[position]) is not None
+            if not unchanged:
                 return None  # changed
             positions[run_id] = last = position
     except (TypeError, IndexError, KeyError):  # a malformed state: the usual path

@@ -45,17 +45,17 @@ class Scan:
 
     root, folders, leaves: as jobs.walk_sweep(text=True) gives them (the folders as text: a
     Path per folder costs ~25 ms at 10^4 runs, and they travel through a pipe); token: the cache
-    file's
-    (VerifyCache.token, None without one); hits: {run_id: stamp of its signed files} of the runs
-    whose files are those of their cache entry (VerifyCache.check); fresh: the other job folders
-    examined (jobs.examine), in order, or None when there were too many (left to the caller).
+    file's (VerifyCache.token, None without one); hits: the folders (the same str objects as in
+    `folders`, so that they travel as references) whose run's files are those of its cache entry
+    (VerifyCache.check); fresh: the other job folders examined (jobs.examine), in order, or None
+    when there were too many (left to the caller).
     """
 
     root: Path
     folders: list[str]
     leaves: dict[str, bytes]
     token: bytes | None
-    hits: dict[str, bytes]
+    hits: set[str]
     fresh: list[Job] | None
 
 
@@ -82,26 +82,24 @@ def _scan(path: Path | str, cache_file: Path | None) -> Scan:
     cache = VerifyCache(cache_file, entries_only=True)  # (check needs no more)
     root, folders, leaves = jobs.walk_sweep(
         path, cache.leaves(Path(path)) if cache_file is not None else None, text=True)
-    hits, todo = _check_each(cache, folders, root) if cache.old else ({}, list(folders))
+    hits, todo = _check_each(cache, folders, root) if cache.old else (set(), list(folders))
     fresh = examined(todo, root) if len(todo) < jobs.PARALLEL_MIN else None
     return Scan(root, folders, leaves, cache.token, hits, fresh)
 
 
 def _check_each(cache: VerifyCache, folders: list[str], root: Path
-                ) -> tuple[dict[str, bytes], list[str]]:
-    """({run_id: stamp} of the folders whose run is its cache entry's, VerifyCache.check; the
-    other folders, in order). (Split over two processes it was no faster: the parent's imports
-    hold the other core until the scan is nearly done.)"""
+                ) -> tuple[set[str], list[str]]:
+    """(the folders whose run is its cache entry's, VerifyCache.check; the other folders, in
+    order). (Split over two processes it was no faster: the parent's imports hold the other core
+    until the scan is nearly done.)"""
     from mirror_sweep.sweep.jobs import relative_id
 
-    hits, todo = {}, []
+    hits, todo = set(), []
     for folder in folders:
-        run_id = relative_id(folder, root)
-        sig = cache.check(run_id, folder)
-        if sig is None:
+        if cache.check(relative_id(folder, root), folder) is None:
             todo.append(folder)
         else:
-            hits[run_id] = sig
+            hits.add(folder)
     return hits, todo
 
 

@@ -205,18 +205,17 @@ class VerifyCache:
             return None
 
     def lookup(self, run_id: str, folder: Path, leaf: bytes | None = None,
-               checked: bytes | None = None) -> dict | None:
+               checked: bool = False) -> dict | None:
         """The cached Hydra record of the run when its files are unchanged, else None. Its
         runs-table values come as `values_packed` (see `values`). leaf: the folder's own stamp
-        when this pass's walk found it without a subfolder (kept in the entry). checked: the
-        stamp `check` found in this pass (by a cache loaded from the same file: `token`),
-        compared with the entry's instead of stat'ing the files again."""
+        when this pass's walk found it without a subfolder (kept in the entry). checked: `check`
+        found the files unchanged in this pass (by a cache loaded from the same file: `token`),
+        so they are not stat'ed again."""
         entry = self.old.pop(run_id, None)
         job = self._prepared.pop(run_id, None)
         try:
             names_id, sig, record, values, old_leaf = entry
-            if (checked if checked is not None else stamp(folder, self.names.items[names_id])) \
-                    != sig:
+            if not checked and stamp(folder, self.names.items[names_id]) != sig:
                 return None
             if job is None:
                 job = self._job(record, values)
