@@ -432,9 +432,12 @@ def test_a_pass_after_new_runs_appends_its_changes_to_the_cache_file(tmp_path):
     full = aggregate_sweep(fresh, n_boot=20, progress_every=0)
     assert verify_cache.VerifyCache(full.out / CACHE_FILE)._file["updates"] == 0
     assert cache_content(loaded) == cache_content(verify_cache.VerifyCache(full.out / CACHE_FILE))
-    entries = verify_cache.VerifyCache(cache, entries_only=True)  # what the pre-pass loads
-    assert entries.old == loaded.old and entries.names.items == loaded.names.items
-    assert entries.token == loaded.token and entries.state == {} and entries.table is None
+    index = verify_cache.VerifyCache(cache, index_only=True)  # what the pre-pass loads
+    assert {run_id: (e[0], e[1], e[4]) for run_id, e in loaded.old.items()} == \
+        {run_id: (e[0], e[1], e[4]) for run_id, e in index.old.items()}
+    assert all(e[2] is None and e[3] is None for e in index.old.values())
+    assert index.names.items == loaded.names.items and index.leaves(sweep) == loaded.leaves(sweep)
+    assert index.token == loaded.token and index.state == {} and index.table is None
     assert loaded.state["kept"] and loaded.table is not None
     assert aggregate_sweep(sweep, n_boot=20, progress_every=0).n_cached == 36
 
@@ -608,3 +611,32 @@ def add_override(folder: Path, override: str) -> None:
     """One more override in the job's overrides.yaml (its config unchanged)."""
     path = folder / ".hydra" / "overrides.yaml"
     path.write_text(yaml.safe_dump([*yaml.safe_load(path.read_text()), override]))
+
+
+def test_the_pre_pass_reads_the_cache_index_alone_checked_by_its_own_crc(tmp_path):
+    """The index part of each segment carries its own CRC: a damaged payload leaves the index
+    readable (the full load then stops before that segment, so the tokens differ and the parent
+    trusts none of the pre-pass's hits); a damaged index stops the index read there too."""
+    sweep = tmp_path / "s"
+    write_sweep(sweep, 30, hidden_sizes=(2,))
+    out = aggregate_sweep(sweep, n_boot=20, progress_every=0).out
+    write_sweep(sweep, 3, start=30, hidden_sizes=(2,))
+    aggregate_sweep(sweep, n_boot=20, progress_every=0)  # a second segment appended
+    path = out / CACHE_FILE
+    data = bytearray(path.read_bytes())
+    head, parts = verify_cache._HEAD, verify_cache._PARTS
+    _, first = head.unpack_from(data, len(verify_cache._MAGIC))
+    second = len(verify_cache._MAGIC) + head.size + first  # where the appended segment starts
+    _, index_size, _ = parts.unpack_from(data, second + head.size)
+    index_at = second + head.size + parts.size
+
+    def load(damaged_at: int) -> tuple[verify_cache.VerifyCache, verify_cache.VerifyCache]:
+        copy = bytearray(data)
+        copy[damaged_at] ^= 0xFF
+        path.write_bytes(bytes(copy))
+        return verify_cache.VerifyCache(path), verify_cache.VerifyCache(path, index_only=True)
+
+    full, index = load(index_at + index_size + 5)  # in the payload
+    assert len(full.old) == 30 and len(index.old) == 33 and full.token != index.token
+    full, index = load(index_at + 5)  # in the index
+    assert len(full.old) == len(index.old) == 30 and full.token == index.token

@@ -79,7 +79,7 @@ def _scan(path: Path | str, cache_file: Path | None) -> Scan:
     from mirror_sweep.sweep import jobs
     from mirror_sweep.sweep.verify_cache import VerifyCache
 
-    cache = VerifyCache(cache_file, entries_only=True)  # (check needs no more)
+    cache = VerifyCache(cache_file, index_only=True)  # (check and leaves need no more)
     root, folders, leaves = jobs.walk_sweep(
         path, cache.leaves(Path(path)) if cache_file is not None else None, text=True)
     hits, todo = _check_each(cache, folders, root) if cache.old else (set(), list(folders))
