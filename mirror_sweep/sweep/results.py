@@ -74,9 +74,10 @@ def current_umask() -> int:
 
 
 def write_atomic(path: Path, write: Callable[[io.IOBase], None], binary: bool = False,
-                 replace: Callable[[str, Path], None] = os.replace) -> None:
+                 replace: Callable[[str, Path], None] = os.replace, durable: bool = True) -> None:
     """Write through a temporary file in the same folder, then rename over `path` (`replace`:
-    how, os.replace or one that does the same).
+    how, os.replace or one that does the same). durable: on disk (fsync) before the rename;
+    False for a cache that checks itself (a write lost in a crash only costs reading again).
 
     The file gets the permissions a plain open() would give (0666 minus the umask), not
     mkstemp's 0600, so colleagues can read a shared sweep folder.
@@ -88,7 +89,8 @@ def write_atomic(path: Path, write: Callable[[io.IOBase], None], binary: bool = 
         with os.fdopen(fd, "wb" if binary else "w") as handle:
             write(handle)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -100,7 +100,8 @@ def keep(out: Path | str, unit_r: UnitR) -> None:
         return
     data = packed.dump(_MAGIC, {"version": _VERSION, "stamp": unit_r.stamp,
                                 "header": unit_r.header, "table": table})
-    results.write_atomic(path, lambda handle: handle.write(data), binary=True)
+    # (a cache with a CRC, not fsync'ed: that waits on the disk's journal, ~1-30 ms)
+    results.write_atomic(path, lambda handle: handle.write(data), binary=True, durable=False)
     unit_r.saved = True
 
 

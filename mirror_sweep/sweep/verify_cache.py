@@ -143,7 +143,7 @@ class VerifyCache:
         """No entries: what an absent, old or broken cache file gives."""
         self.old: dict[str, Any] = {}  # the file's entries, until looked up
         self.state: dict[str, Any] = {}  # what the last pass wrote (aggregate_sweep's business)
-        self.table: Any = None  # the last pass's runs table, packed (aggregate_sweep's business)
+        self.table = None  # the last pass's runs table (the property below)
         self.loaded: dict[str, Any] | None = None  # what the file held: {"runs": n, "state": ..}
         self.token: bytes | None = None  # which file was loaded: its checksum and size
         self.names, self.headers, self.keys, self.choices = _Shared(), _Shared(), _Shared(), \
@@ -316,13 +316,27 @@ class VerifyCache:
 
     def append_rows(self, rows: Any) -> bool:
         """Add packed rows (sweep/packed.py's pack_table, the same columns and dtypes) after
-        those of `table`; False (nothing changed) when they do not fit it."""
-        table = _concat(self.table, rows)
-        if table is None:
+        those of `table`; False (nothing changed) when they do not fit it. They are joined to
+        the table when it is next read (a pass that saves them as a segment never reads it)."""
+        if not _fits(self.table, rows):
             return False
-        self.table, self.table_changed = table, True
+        self.table_changed = True
         self._rows.append(rows)
+        self._unjoined.append(rows)
         return True
+
+    @property
+    def table(self) -> Any:
+        """The last pass's runs table, packed, with the rows appended since (aggregate_sweep's
+        business)."""
+        for rows in self._unjoined:
+            self._table = _concat(self._table, rows)
+        self._unjoined = []
+        return self._table
+
+    @table.setter
+    def table(self, table: Any) -> None:
+        self._table, self._unjoined = table, []
 
     def unchanged(self) -> bool:
         """Whether saving would write what the file holds: every entry looked up unchanged,
@@ -469,19 +483,25 @@ def _apply(content: dict[str, Any], update: dict[str, Any]) -> None:
         content["table"] = _concat(content.get("table"), rows)
 
 
+def _fits(table: Any, rows: Any) -> bool:
+    """Whether packed `rows` can follow packed `table`: the same column names and dtypes."""
+    try:
+        return all(name == more_name and dtype == more_dtype and type(values) is type(more)
+                   for (name, dtype, values), (more_name, more_dtype, more)
+                   in zip(table["columns"], rows["columns"], strict=True)) \
+            and isinstance(table["rows"] + rows["rows"], int)
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
 def _concat(table: Any, rows: Any) -> Any:
     """Packed table `rows` after packed `table`: the same column names and dtypes, raw bytes and
     lists joined; None when they differ (the runs table is then rebuilt)."""
-    try:
-        columns = []
-        for (name, dtype, values), (more_name, more_dtype, more) in zip(
-                table["columns"], rows["columns"], strict=True):
-            if name != more_name or dtype != more_dtype or type(values) is not type(more):
-                return None
-            columns.append([name, dtype, values + more])
-        return {"rows": table["rows"] + rows["rows"], "columns": columns}
-    except (KeyError, TypeError, ValueError):
+    if not _fits(table, rows):
         return None
+    return {"rows": table["rows"] + rows["rows"],
+            "columns": [[name, dtype, values + more] for (name, dtype, values), (_, _, more)
+                        in zip(table["columns"], rows["columns"])]}
 
 
 def _json(value: Any) -> str:
