@@ -397,9 +397,10 @@ def test_unchanged_job_folders_are_not_listed_again_and_new_nested_jobs_are_foun
     assert "3/extra" in set(third.sweep.runs.run_id) and third.n_cached == 22
     assert load_sweep(sweep, progress_every=0).runs.run_id.tolist() == \
         third.sweep.runs.run_id.tolist()
-    listed.clear()
-    aggregate_sweep(sweep, n_boot=50, progress_every=0)
-    assert sorted(listed) == ["3", "aggregate", "sweep"]  # 3 holds a subfolder: always listed
+    for _ in range(2):  # (the second pass carries the runs: their leaf stamps kept)
+        listed.clear()
+        aggregate_sweep(sweep, n_boot=50, progress_every=0)
+        assert sorted(listed) == ["3", "aggregate", "sweep"]  # 3 holds a subfolder: listed
 
 
 def cache_content(cache: verify_cache.VerifyCache) -> dict:

@@ -278,10 +278,11 @@ def _duplicate(out: Sorted, level: dict[str, Any], digest: str, kept: str) -> No
                        "error": f"same config (hash {digest}) as run {kept}: counted once"})
 
 
-def sort_out_carried(state: dict, carried_at: dict[str, int],
+def sort_out_carried(state: dict, carried_at: list[int],
                      others: list[tuple[int, Job]]) -> Sorted | None:
     """sort_out of a sweep whose last pass's kept runs (state["kept"], at these positions in
-    folder order) are all unchanged, without a Job for each: they are `carried`, and `others`
+    folder order, increasing) are all unchanged, without a Job for each: they are `carried`,
+    and `others`
     (the other job folders' jobs, with their positions, in order) sorted out as sort_out would.
     None when the result would not be sort_out's with those runs first and unchanged: when their
     labels change (another set of labelled overrides is held everywhere) or another job is
@@ -293,7 +294,8 @@ def sort_out_carried(state: dict, carried_at: dict[str, int],
     if {o for o in everywhere if labels.labelled(o)} != \
             {o for o in state["everywhere"] if labels.labelled(o)}:
         return None
-    last = carried_at[keys[-1][0]]
+    last = carried_at[-1]
+    position_of: dict[str, int] = {}  # (built when a job has a carried run's config hash)
     carried_digests = {key[-1]: key[0] for key in keys if key[-1] is not None}
     out = Sorted([], [], [], carried=keys)
     first: dict[str, str] = {}
@@ -303,8 +305,10 @@ def sort_out_carried(state: dict, carried_at: dict[str, int],
             out.failed.append({**problem_row(level), "status": job.state, "error": job.problem})
             continue
         kept = carried_digests.get(job.digest) or first.get(job.digest)
-        if kept is not None and carried_at.get(kept, -1) > position:
-            return None  # this job would be kept, the carried run its duplicate
+        if kept is not None and kept in carried_digests.values():
+            position_of = position_of or {key[0]: i for key, i in zip(keys, carried_at)}
+            if position_of[kept] > position:
+                return None  # this job would be kept, the carried run its duplicate
         if kept is not None:
             _duplicate(out, level, job.digest, kept)
         elif position < last:
@@ -583,27 +587,21 @@ def _sorted_out(root: Path, folders: list[Path] | list[str], leaves: dict[str, b
     carried_at = carriable(cache, scan, root, folders)
     if carried_at is None:
         return sort_out(examine_all(root, folders, cache, workers, progress_every, leaves, scan))
-    others_at = [i for i in range(len(folders)) if i not in carried_at.inverse]
+    carried = bytearray(len(folders))
+    for i in carried_at:
+        carried[i] = 1
+    others_at = [i for i, flag in enumerate(carried) if not flag]
     others = examine_all(root, [folders[i] for i in others_at], cache, workers,
                          progress_every, leaves, scan)
-    sorted_out = sort_out_carried(cache.state, carried_at.positions, list(zip(others_at, others)))
+    sorted_out = sort_out_carried(cache.state, carried_at, list(zip(others_at, others)))
     if sorted_out is not None:
-        sorted_out.carried_folders = [folders[carried_at.positions[key[0]]]
-                                      for key in sorted_out.carried]
+        sorted_out.carried_folders = [str(folders[i]) for i in carried_at]
         cache.carry(sorted_out.carried, sorted_out.carried_folders, leaves)
         return sorted_out
-    carried_jobs = examine_all(root, [folders[i] for i in sorted(carried_at.inverse)], cache,
-                               workers, 0, leaves, scan)
-    jobs = dict(zip(others_at, others)) | dict(zip(sorted(carried_at.inverse), carried_jobs))
+    carried_jobs = examine_all(root, [folders[i] for i in carried_at], cache, workers, 0,
+                               leaves, scan)
+    jobs = dict(zip(others_at, others)) | dict(zip(carried_at, carried_jobs))
     return sort_out([jobs[i] for i in range(len(folders))])
-
-
-@dataclass
-class Carried:
-    """Where the last pass's kept runs are among this pass's job folders."""
-
-    positions: dict[str, int]  # run_id -> position in folder order
-    inverse: dict[int, str]  # position -> run_id
 
 
 def may_carry(state: dict) -> bool:
@@ -612,35 +610,37 @@ def may_carry(state: dict) -> bool:
 
 
 def carriable(cache: VerifyCache, scan: Scan | None, root: Path,
-              folders: list[Path] | list[str]) -> Carried | None:
-    """Where the last pass's kept runs are, when every one of them is still there, in the same
-    order, its files unchanged (as the pre-pass found them, when it checked them against the same
-    cache file: its hits; else stat'ed here, VerifyCache.check), and the cache's state says what
-    carrying them needs (may_carry); None otherwise."""
+              folders: list[Path] | list[str]) -> list[int] | None:
+    """The positions in `folders` of the last pass's kept runs, when every one of them is still
+    there, in the same order, its files unchanged (as the pre-pass found them, when it checked
+    them against the same cache file: its hits; else stat'ed here, VerifyCache.check), and the
+    cache's state says what carrying them needs (may_carry); None otherwise."""
     state = cache.state
     if not may_carry(state) or not isinstance(state.get("everywhere"), list):
         return None
     checked = scan is not None and cache.token is not None and scan.token == cache.token
-    base = str(root).rstrip("/") + "/"  # (relative_id, as a slice: 10^4 calls cost ~15 ms)
-    index = {str(folder)[len(base):] if str(folder).startswith(base)
-             else relative_id(folder, root): i for i, folder in enumerate(folders)}
-    positions: dict[str, int] = {}
+    texts = [str(folder) for folder in folders]
+    base, top = str(root).rstrip("/") + "/", str(root)
+    cut = len(base)  # (run ids as slices, not relative_id: 10^4 calls cost ~15 ms)
+    index = {text[cut:]: i for i, text in enumerate(texts)} if top not in texts \
+        else {relative_id(folder, root): i for i, folder in enumerate(folders)}
+    old, hits = cache.old, (scan.hits if checked else None)
+    positions: list[int] = []
     last = -1
     try:
         for key in state["kept"]:
             run_id = key[0]
             position = index.get(run_id, -1)
-            entry = cache.old.get(run_id)
-            if position <= last or entry is None:
+            if position <= last or run_id not in old:
                 return None  # gone, moved or not cached
-            unchanged = str(folders[position]) in scan.hits if checked \
-                else cache.check(run_id, folders[position]) is not None
-            if not unchanged:
+            if (texts[position] not in hits) if hits is not None \
+                    else cache.check(run_id, folders[position]) is None:
                 return None  # changed
-            positions[run_id] = last = position
+            positions.append(position)
+            last = position
     except (TypeError, IndexError, KeyError):  # a malformed state: the usual path
         return None
-    return Carried(positions, {i: run_id for run_id, i in positions.items()})
+    return positions
 
 
 def uncarried(sorted_out: Sorted, cache: VerifyCache) -> list[tuple[Job, dict[str, Any]]]:

@@ -244,21 +244,23 @@ class VerifyCache:
 
     def carry(self, keys: list[list], folders: list[str],
               leaves: dict[str, bytes] | None = None) -> None:
-        """Take the entries of these runs (stream keys: run_id first; their job folders) as
-        lookup takes an unchanged run's, without decoding them: runs whose files the pre-pass
-        found unchanged (`check`, against the same file: `token`) and that aggregate carries
-        unchanged. leaves as in lookup (by folder)."""
+        """Take the entries of these runs (stream keys: run_id first; their job folders, as
+        text) as lookup takes an unchanged run's, without decoding them: runs whose files were
+        found unchanged (`check`) and that aggregate carries unchanged. leaves as in lookup (by
+        folder)."""
         leaves = leaves or {}
+        old, new, prepared = self.old, self.new, self._prepared
         for key, folder in zip(keys, folders):
             run_id = key[0]
-            entry = self.old.pop(run_id)
-            self._prepared.pop(run_id, None)
-            leaf = leaves.get(str(folder))
+            entry = old.pop(run_id)
+            if prepared:
+                prepared.pop(run_id, None)
+            leaf = leaves.get(folder)
             if leaf != entry[4]:
                 entry = (*entry[:4], leaf)
                 self.stored += 1  # (a change to save)
                 self._changed.add(run_id)
-            self.new[run_id] = entry
+            new[run_id] = entry
         self.hits += len(keys)
 
     def entry(self, run_id: str) -> dict[str, Any]:
