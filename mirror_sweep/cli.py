@@ -183,5 +183,21 @@ def _aggregate(args: argparse.Namespace, prepass: Prepass | None = None) -> int:
     return errors.EXIT_OK
 
 
+def main() -> None:
+    """The `mirror-aggregate` command: aggregate_main, then out of the process at once.
+
+    By then every file is written and closed and the child processes are reaped; the output
+    streams are flushed here, and the interpreter's teardown (freeing ~10^6 objects: ~15-20 ms
+    of a re-aggregation at 10^4 runs) is skipped (os._exit). An error aggregate_main raises
+    ends the process as usual."""
+    code = aggregate_main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more to say
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(aggregate_main())
+    main()

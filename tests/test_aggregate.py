@@ -252,10 +252,16 @@ def test_mirror_aggregate_cli_as_a_subprocess(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "6 complete runs, 1 failed" in proc.stdout
     assert str(tmp_path / "sweep" / "aggregate") in proc.stdout
+    # the last line printed: the output is flushed before the process leaves (cli.main)
+    assert proc.stdout.rstrip().endswith(f"{tmp_path / 'sweep' / 'aggregate' / 'figures'}")
     assert (tmp_path / "sweep" / "aggregate" / "robustness.csv").exists()
     proc = subprocess.run([*cli, str(tmp_path / "nowhere")], check=False,
                           capture_output=True, text=True)
-    assert proc.returncode != 0 and str(tmp_path / "nowhere") in proc.stderr
+    assert proc.returncode == 2 and str(tmp_path / "nowhere") in proc.stderr
+    script = "import sys; from mirror_sweep.cli import main; sys.argv[0] = 'mirror-aggregate'; main()"
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "nowhere")],
+                          check=False, capture_output=True, text=True)  # the console script's
+    assert proc.returncode == 2 and str(tmp_path / "nowhere") in proc.stderr
 
 
 def test_only_failed_runs_writes_the_tables_and_exits_1(tmp_path, capsys):
