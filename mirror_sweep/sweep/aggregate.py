@@ -12,9 +12,13 @@ in `failed` and listed in `duplicates`.
 `write_aggregate` writes such a Sweep as CSV files. `aggregate_sweep` (what `mirror-aggregate`
 runs) streams the per-unit, per-decoder and per-epoch tables run by run into the CSV files, so
 memory holds only the per-run table, and reuses a verification cache (`verify_cache`) so that
-unchanged runs are neither re-hashed nor re-parsed; `mirror-aggregate` gives it the job folders
-found and checked by a pre-pass forked before pandas was imported (sweep/prepass.py). Both give
-the same tables. Per-run files are only read.
+unchanged runs are neither re-hashed nor re-parsed: when the last pass's kept runs are all still
+there and unchanged, they are carried as the last pass left them, without a job each, and only
+the other job folders are examined and sorted out (`sort_out_carried`: the result sort_out would
+give, else the usual path); their rows stay in the files, the new runs' are appended
+(sweep/streams.py). `mirror-aggregate` gives it the job folders found and checked by a pre-pass
+forked before pandas was imported (sweep/prepass.py). Both give the same tables. Per-run files
+are only read.
 """
 
 from __future__ import annotations
@@ -282,11 +286,10 @@ def sort_out_carried(state: dict, carried_at: list[int],
                      others: list[tuple[int, Job]]) -> Sorted | None:
     """sort_out of a sweep whose last pass's kept runs (state["kept"], at these positions in
     folder order, increasing) are all unchanged, without a Job for each: they are `carried`,
-    and `others`
-    (the other job folders' jobs, with their positions, in order) sorted out as sort_out would.
-    None when the result would not be sort_out's with those runs first and unchanged: when their
-    labels change (another set of labelled overrides is held everywhere) or another job is
-    kept before one of them or in its place."""
+    and `others` (the other job folders' jobs, with their positions, in order) are sorted out
+    as sort_out would. None when the result would not be sort_out's with those runs first and
+    unchanged: when their labels change (another set of labelled overrides is held everywhere)
+    or another job is kept before one of them or in its place."""
     keys = state["kept"]
     readable = [set(job.overrides) for _, job in others if job.error is None]
     everywhere = set(state["in_all_kept"]).intersection(*readable)
@@ -304,11 +307,12 @@ def sort_out_carried(state: dict, carried_at: list[int],
         if job.problem is not None:
             out.failed.append({**problem_row(level), "status": job.state, "error": job.problem})
             continue
-        kept = carried_digests.get(job.digest) or first.get(job.digest)
-        if kept is not None and kept in carried_digests.values():
+        carried_run = carried_digests.get(job.digest)
+        if carried_run is not None:
             position_of = position_of or {key[0]: i for key, i in zip(keys, carried_at)}
-            if position_of[kept] > position:
+            if position_of[carried_run] > position:
                 return None  # this job would be kept, the carried run its duplicate
+        kept = carried_run or first.get(job.digest)
         if kept is not None:
             _duplicate(out, level, job.digest, kept)
         elif position < last:
@@ -556,8 +560,9 @@ def _aggregate_sweep(path: Path | str, out_dir: Path | str | None, workers: int,
     sorted_out = _sorted_out(root, folders, leaves, cache, scan, workers, progress_every)
     cache.old = {}  # entries of job folders that are gone
     failed = list(sorted_out.failed)
-    carried = [cache.state["columns"]] if sorted_out.carried else []  # (their union, as before)
-    columns = {name: union_columns([*(c[name] for c in carried),
+    # the carried runs' columns: their union, as the last pass found it
+    carried = [cache.state.get("columns") or {}] if sorted_out.carried else []
+    columns = {name: union_columns([*(c.get(name, []) for c in carried),
                                     *(job.headers.get(name, []) for job, _ in sorted_out.kept)])
                for name in TABLES}
     done = appendable(cache.state, out, columns, sorted_out.kept, len(sorted_out.carried))
