@@ -80,6 +80,17 @@ def test_runs_the_pre_pass_found_unchanged_are_carried(tmp_path, monkeypatch):
             (without.out / f"{name}.csv").read_bytes(), name
 
 
+def test_checking_in_two_halves_gives_the_hits_of_one_process(sweep, monkeypatch):
+    cache = VerifyCache(cache_path(sweep, None, True), index_only=True)
+    folders = scan(sweep, None).folders
+    one = prepass._check_each(cache, folders, Path(sweep))
+    monkeypatch.setattr(prepass, "CHECK_SPLIT_MIN", 2)
+    monkeypatch.setattr(prepass, "can_fork", lambda: True)
+    split = prepass._check_each(cache, folders, Path(sweep))
+    assert split == one and str(sweep / "3") in one[1] and len(one[0]) == 12
+    assert all(any(hit is folder for folder in folders) for hit in split[0])  # the same objects
+
+
 def test_examining_in_two_halves_gives_the_jobs_of_one_process(sweep, monkeypatch):
     root = Path(sweep)
     folders = scan(root, None).folders  # no cache: every job folder examined
