@@ -12,9 +12,10 @@ removing or renaming anything in the folder moves its mtime. On a file system wi
 a same-size change within one tick of the stamp goes unseen (delete the cache to verify all).
 
 The file is Python's `marshal` format (plain data only: loading it runs no code, unlike pickle)
-behind a magic line, in segments with a CRC-32 each, each in two parts: the entries, then the
-rest (the forked pre-pass decodes the first part alone). The first segment holds everything,
-with a version number; each later one what one pass changed (a pass after a few new runs appends
+behind a magic line, in segments with a CRC-32 each, each in three parts: the index (each run's
+signed names, stamp and folder stamp, with a CRC-32 of its own), the payload (each run's Hydra
+record and values), the rest (the state, the runs table); the forked pre-pass reads the index
+parts alone (`index_only`). The first segment holds everything, with a version number; each later one what one pass changed (a pass after a few new runs appends
 its changes, a few hundred kB at 10^4 runs, instead of writing ~24 MB again; the file is written
 whole again after MAX_UPDATES such segments, when they outgrow half the first, or when anything
 else changed). A cache of another version, another marshal format, or one that is damaged,
@@ -443,6 +444,8 @@ def _read_segment(read: Any, start: int, size: int, crc: int,
     """The content of the segment whose body (`size` bytes at `start`, CRC-32 `crc`) read gives;
     index_only: its index part alone (checked by its own CRC), each entry's record and values
     None. None when damaged."""
+    if size < _PARTS.size:
+        return None
     if index_only:
         index_crc, index_size, _ = _PARTS.unpack(read(start, _PARTS.size))
         if _PARTS.size + index_size > size:
@@ -468,8 +471,8 @@ def _read_segment(read: Any, start: int, size: int, crc: int,
 
 
 def _apply(content: dict[str, Any], update: dict[str, Any]) -> None:
-    """A later segment applied to the first's content (in place; its entries part alone when it
-    has no more)."""
+    """A later segment applied to the first's content (in place; its index part alone when that
+    is all that was read)."""
     for name in _SHARED_NAMES:
         if name in update:  # (index_only: the names alone)
             content[name] = content[name] + update[name]
