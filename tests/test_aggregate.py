@@ -247,8 +247,10 @@ def test_mirror_aggregate_cli_as_a_subprocess(tmp_path):
     make_sweep(tmp_path / "sweep")
     make_job(tmp_path / "sweep", "6", seed=6, status="failed")
     cli = [sys.executable, "-m", "mirror_sweep.cli"]
+    # (stdout buffered, as it is by default when piped: what cli.main must flush before os._exit)
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
     proc = subprocess.run([*cli, str(tmp_path / "sweep"), "--n-boot", "200"],
-                          check=False, capture_output=True, text=True)
+                          check=False, capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "6 complete runs, 1 failed" in proc.stdout
     assert str(tmp_path / "sweep" / "aggregate") in proc.stdout
@@ -256,11 +258,11 @@ def test_mirror_aggregate_cli_as_a_subprocess(tmp_path):
     assert proc.stdout.rstrip().endswith(f"{tmp_path / 'sweep' / 'aggregate' / 'figures'}")
     assert (tmp_path / "sweep" / "aggregate" / "robustness.csv").exists()
     proc = subprocess.run([*cli, str(tmp_path / "nowhere")], check=False,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env=env)
     assert proc.returncode == 2 and str(tmp_path / "nowhere") in proc.stderr
     script = "import sys; from mirror_sweep.cli import main; sys.argv[0] = 'mirror-aggregate'; main()"
     proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "nowhere")],
-                          check=False, capture_output=True, text=True)  # the console script's
+                          check=False, capture_output=True, text=True, env=env)  # the console script's
     assert proc.returncode == 2 and str(tmp_path / "nowhere") in proc.stderr
 
 
