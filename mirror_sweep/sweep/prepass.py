@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import gc
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mirror_sweep.sweep.forked import ChildLost, Forked, can_fork
 
@@ -98,19 +99,8 @@ def _check_each(cache: VerifyCache, folders: list[str], root: Path
     """(the folders whose run is its cache entry's, VerifyCache.check; the other folders, in
     order), the second half checked by a forked child when there are at least CHECK_SPLIT_MIN
     and this process can fork (a child that dies costs its half checked here)."""
-    if len(folders) < CHECK_SPLIT_MIN or not can_fork():
-        flags = _unchanged(cache, folders, root, 0, len(folders))
-    else:
-        half = len(folders) // 2
-        child = Forked(_unchanged, cache, folders, root, half, len(folders))
-        try:
-            flags = _unchanged(cache, folders, root, 0, half)
-            try:
-                flags += child.result()
-            except ChildLost:
-                flags += _unchanged(cache, folders, root, half, len(folders))
-        finally:
-            child.close()
+    flags = in_halves(lambda start, stop: _unchanged(cache, folders, root, start, stop),
+                      len(folders), CHECK_SPLIT_MIN)
     hits = {folder for folder, flag in zip(folders, flags) if flag}
     return hits, [folder for folder, flag in zip(folders, flags) if not flag]
 
@@ -131,16 +121,24 @@ def examined(folders: list[Path] | list[str], root: Path) -> list[Job]:
     """jobs.examine of each folder, in order; the second half by a forked child when there are
     at least SPLIT_MIN and this process can fork (the other core is free once the parent has
     imported pandas; a child that dies costs its half examined here)."""
-    if len(folders) < SPLIT_MIN or not can_fork():
-        return _examine_each(folders, root)
-    half = len(folders) // 2
-    child = Forked(_examine_each, folders[half:], root)
+    return in_halves(lambda start, stop: _examine_each(folders[start:stop], root),
+                     len(folders), SPLIT_MIN)
+
+
+def in_halves(work: Callable[[int, int], Any], n: int, least: int) -> Any:
+    """work(0, n), as work(0, n // 2) + work(n // 2, n) with the second half done by a forked
+    child when n >= least and this process can fork (a child that dies costs its half done
+    here)."""
+    if n < least or not can_fork():
+        return work(0, n)
+    half = n // 2
+    child = Forked(work, half, n)
     try:
-        first = _examine_each(folders[:half], root)
+        first = work(0, half)
         try:
             second = child.result()
         except ChildLost:
-            second = _examine_each(folders[half:], root)
+            second = work(half, n)
     finally:
         child.close()
     return first + second
